@@ -1,0 +1,184 @@
+"""Typed configuration: shipped defaults, an optional override file, then `--set` overrides."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakehouseConfig(_Section):
+    root: str
+
+    def table_path(self, table: str) -> str:
+        return str(Path(self.root).expanduser().resolve() / table)
+
+
+class SparkConfig(_Section):
+    master: str
+    app_name: str
+    shuffle_partitions: int = Field(gt=0)
+    driver_memory: str
+    arrow_max_records_per_batch: int = Field(gt=0)
+    conf: dict[str, str] = {}
+
+
+class DatasetConfig(_Section):
+    kind: Literal["auto", "movielens", "synthetic", "files"]
+
+
+class MovielensConfig(_Section):
+    path: str
+    positive_min_weight: float
+
+
+class SyntheticConfig(_Section):
+    seed: int
+    n_users: int = Field(gt=0)
+    n_items: int = Field(gt=1)
+    n_interactions: int = Field(gt=0)
+    n_users_without_history: int = Field(ge=0)
+    cold_item_fraction: float = Field(ge=0.0, lt=1.0)
+    history_days: int = Field(gt=0)
+    end_date: str
+    positive_min_weight: float
+
+
+class FilesConfig(_Section):
+    interactions: str
+    interactions_format: Literal["csv", "parquet", "delta"]
+    items: str
+    items_format: Literal["csv", "parquet", "delta"]
+    users: str
+    users_format: Literal["csv", "parquet", "delta"]
+    timestamp_unit: Literal["iso", "s", "ms"]
+    positive_min_weight: float
+
+
+class IngestConfig(_Section):
+    event_weights: dict[str, float]
+    max_weight: float = Field(gt=0)
+
+
+class EmbeddingConfig(_Section):
+    model: str
+    model_path: str
+    batch_size: int = Field(gt=0)
+    max_length: int = Field(gt=8, le=512)
+
+
+class AlsConfig(_Section):
+    rank: int = Field(gt=0)
+    max_iter: int = Field(gt=0)
+    reg_param: float = Field(ge=0)
+    alpha: float = Field(gt=0)
+    seed: int
+    checkpoint_interval: int = Field(gt=0)
+
+
+class RecommendConfig(_Section):
+    top_n: int = Field(gt=0)
+    als_weight: float = Field(ge=0)
+    content_weight: float = Field(ge=0)
+    profile_max_items: int = Field(gt=0)
+    recency_half_life_days: float = Field(gt=0)
+    block_bytes: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _weights_not_both_zero(self) -> RecommendConfig:
+        if self.als_weight + self.content_weight <= 0:
+            raise ValueError("als_weight + content_weight must be > 0")
+        return self
+
+
+class Config(_Section):
+    lakehouse: LakehouseConfig
+    spark: SparkConfig
+    dataset: DatasetConfig
+    movielens: MovielensConfig
+    synthetic: SyntheticConfig
+    files: FilesConfig
+    ingest: IngestConfig
+    embedding: EmbeddingConfig
+    als: AlsConfig
+    recommend: RecommendConfig
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(), sort_keys=True)
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("hybridrec").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in out:
+            raise ConfigError(f"{where}: unknown key {key!r}; expected one of {sorted(out)}")
+        if isinstance(out[key], dict) and isinstance(value, dict) and key != "conf" and key != "event_weights":
+            out[key] = _merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_value(raw: str) -> Any:
+    """TOML literal when it parses (numbers, booleans, quoted strings, tables), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def parse_set(assignment: str) -> dict[str, Any]:
+    """`a.b.c=value` -> {"a": {"b": {"c": value}}}."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value (e.g. recommend.top_n=20), got {assignment!r}")
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = [p.strip() for p in key.split(".")]
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = _parse_value(raw.strip())
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the file at `path`, then each `key=value` in `overrides`, validated."""
+    data = _defaults()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            file_data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from exc
+        data = _merge(data, file_data, str(p))
+    for assignment in overrides or []:
+        data = _merge(data, parse_set(assignment), f"--set {assignment}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def log_config(cfg: Config) -> None:
+    log.info("configuration: %s", cfg.to_json())

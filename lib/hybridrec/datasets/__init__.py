@@ -1,0 +1,38 @@
+"""Dataset adapters: turn a named dataset into raw interactions, items and (optional) users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from hybridrec.config import Config
+
+
+@dataclass(frozen=True)
+class RawInputs:
+    interactions: DataFrame   # user_id, item_id, event_ts, weight?, event_type?, source (+ extra columns)
+    items: DataFrame          # item_id, title?, description?, tags?, categories?, source
+    users: DataFrame | None   # user_id, source
+    timestamp_unit: str       # how event_ts strings are written: iso | s | ms
+    positive_min_weight: float
+    name: str
+
+
+def resolve_kind(cfg: Config) -> str:
+    if cfg.dataset.kind != "auto":
+        return cfg.dataset.kind
+    return "movielens" if Path(cfg.movielens.path).is_dir() else "synthetic"
+
+
+def load_raw_inputs(spark: SparkSession, cfg: Config) -> RawInputs:
+    kind = resolve_kind(cfg)
+    if kind == "movielens":
+        from hybridrec.datasets.movielens import load_movielens
+        return load_movielens(spark, cfg.movielens)
+    if kind == "synthetic":
+        from hybridrec.datasets.synthetic import load_synthetic
+        return load_synthetic(spark, cfg.synthetic, cfg.lakehouse.root)
+    from hybridrec.datasets.files import load_files
+    return load_files(spark, cfg.files)

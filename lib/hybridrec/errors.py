@@ -1,0 +1,39 @@
+"""Exception types. Each message names what was expected and what was found."""
+
+from __future__ import annotations
+
+
+class HybridrecError(Exception):
+    """Base class for errors the pipeline raises on purpose."""
+
+
+class ConfigError(HybridrecError, ValueError):
+    """The configuration file or an override is invalid."""
+
+
+class SourceNotFoundError(HybridrecError, FileNotFoundError):
+    """An input path does not exist or holds no readable files."""
+
+
+class MissingColumnError(HybridrecError, ValueError):
+    """An input lacks a required column."""
+
+    def __init__(self, source: str, missing: list[str], present: list[str]) -> None:
+        super().__init__(
+            f"{source}: missing required column(s) {missing}; columns present: {present}"
+        )
+        self.source = source
+        self.missing = missing
+        self.present = present
+
+
+class SchemaMismatchError(HybridrecError, ValueError):
+    """A DataFrame does not match the contract of the table it is written to."""
+
+
+class ReconciliationError(HybridrecError, RuntimeError):
+    """Rows read do not equal rows kept plus rows quarantined."""
+
+
+class TableNotFoundError(HybridrecError, FileNotFoundError):
+    """A Delta table (or the partition a step needs) does not exist yet."""

@@ -1,0 +1,199 @@
+"""The nightly steps. Reads and writes happen here (through hybridrec.io); logic lives in the
+transform modules. Each step reads its inputs from the lakehouse for run date ds, so any step can
+be re-run alone, and every write replaces or appends in one Delta commit tagged with the run id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hybridrec import __version__, als, embed, ingest, recommend
+from hybridrec import schema as S
+from hybridrec.config import Config
+from hybridrec.datasets import load_raw_inputs, resolve_kind
+from hybridrec.errors import ReconciliationError
+from hybridrec.io.delta import read_table, write_table
+from hybridrec.runs import StepRecord, new_run_id, recorded_step
+
+log = logging.getLogger(__name__)
+
+STEPS = ("ingest", "embed_items", "train_als", "recommend", "summary")
+
+
+@dataclass
+class RunContext:
+    spark: SparkSession
+    cfg: Config
+    ds: date
+    run_id: str = ""
+    records: list[StepRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or new_run_id(self.ds)
+
+    @property
+    def root(self) -> str:
+        return self.cfg.lakehouse.root
+
+    @property
+    def ds_str(self) -> str:
+        return self.ds.isoformat()
+
+    def read(self, spec: S.TableSpec, **kwargs) -> DataFrame:
+        if spec.partition_by and "partition_value" not in kwargs and kwargs.get("all_partitions") is not True:
+            kwargs["partition_value"] = self.ds_str
+        kwargs.pop("all_partitions", None)
+        return read_table(self.spark, self.root, spec, **kwargs)
+
+    def write(self, df: DataFrame, spec: S.TableSpec) -> int:
+        value = self.ds_str if spec.write_mode == "replace_partition" else None
+        return write_table(df, self.root, spec, run_id=self.run_id, partition_value=value).rows
+
+
+def positive_min_weight(cfg: Config) -> float:
+    kind = resolve_kind(cfg)
+    return {"movielens": cfg.movielens.positive_min_weight, "synthetic": cfg.synthetic.positive_min_weight,
+            "files": cfg.files.positive_min_weight}[kind]
+
+
+def model_version(cfg: Config) -> str:
+    scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "model": cfg.embedding.model}
+    digest = hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{__version__}+{digest}"
+
+
+def ingest_step(ctx: RunContext, record: StepRecord) -> None:
+    cfg, ds = ctx.cfg, ctx.ds
+    raw = load_raw_inputs(ctx.spark, cfg)
+    items_classified = ingest.with_item_reason(raw.items).persist()
+    items_kept = ingest.filter_kept(items_classified, S.ITEMS, ds)
+    interactions = ingest.with_interaction_reason(
+        raw.interactions, ds=ds, timestamp_unit=raw.timestamp_unit,
+        event_weights=cfg.ingest.event_weights, max_weight=cfg.ingest.max_weight,
+    )
+    interactions = ingest.with_catalogue_reason(interactions, items_kept)
+    interactions_classified = ingest.with_duplicate_event_reason(interactions).persist()
+    interactions_kept = ingest.filter_kept(interactions_classified, S.INTERACTIONS, ds)
+    quarantined = ingest.filter_quarantined(items_classified, entity="items", run_id=ctx.run_id, ds=ds).unionByName(
+        ingest.filter_quarantined(interactions_classified, entity="interactions", run_id=ctx.run_id, ds=ds))
+    users = ingest.with_users(interactions_kept, raw.users).withColumn(S.DS, F.lit(ds))
+
+    counts: dict[str, int] = {}
+    for entity, classified, raw_df in (("items", items_classified, raw.items),
+                                       ("interactions", interactions_classified, raw.interactions)):
+        read_total = raw_df.count()
+        for row in ingest.count_by_source(classified).collect():
+            log.info("%s from %s: read %d, kept %d, quarantined %d",
+                     entity, row[S.SOURCE], row["read"], row["kept"], row["quarantined"])
+            counts[f"{entity}_quarantined"] = counts.get(f"{entity}_quarantined", 0) + row["quarantined"]
+        counts[f"{entity}_read"] = read_total
+    counts["items_kept"] = ctx.write(items_kept, S.ITEMS)
+    counts["interactions_kept"] = ctx.write(interactions_kept, S.INTERACTIONS)
+    counts["quarantined"] = ctx.write(quarantined, S.QUARANTINE)
+    counts["users"] = ctx.write(users, S.USERS)
+    items_classified.unpersist()
+    interactions_classified.unpersist()
+    record.row_counts.update(counts)
+    for entity in ("items", "interactions"):
+        kept, bad, read = counts[f"{entity}_kept"], counts[f"{entity}_quarantined"], counts[f"{entity}_read"]
+        if kept + bad != read:
+            raise ReconciliationError(f"{entity}: read {read} != kept {kept} + quarantined {bad}")
+    if counts["quarantined"] != counts["items_quarantined"] + counts["interactions_quarantined"]:
+        raise ReconciliationError(
+            f"quarantine table got {counts['quarantined']} rows, expected "
+            f"{counts['items_quarantined']} + {counts['interactions_quarantined']}")
+
+
+def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
+    cfg = ctx.cfg.embedding
+    items = ctx.read(S.ITEMS)
+    cached = ctx.read(S.ITEM_EMBEDDINGS, required=False)
+    todo = embed.filter_needs_embedding(items, cached, model=cfg.model).persist()
+    n_todo = todo.count()
+    record.row_counts.update({"items": items.count(), "embedded": n_todo})
+    if n_todo == 0:
+        log.info("embed_items: every item already has an embedding for %s", cfg.model)
+        return
+    # Range partitions by text length: similar lengths share Arrow batches, so padding is small.
+    partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 4))
+    todo = todo.repartitionByRange(partitions, F.length(S.TEXT))
+    embedded = embed.with_embedding(todo, model_path=embed.resolve_model_path(cfg.model_path),
+                                    batch_size=cfg.batch_size, max_length=cfg.max_length)
+    rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,
+                           F.lit(ctx.ds).alias(S.DS))
+    ctx.write(rows, S.ITEM_EMBEDDINGS)
+    todo.unpersist()
+
+
+def train_als_step(ctx: RunContext, record: StepRecord) -> None:
+    interactions = ctx.read(S.INTERACTIONS)
+    user_indexer = als.build_indexer(S.USER_ID, als.USER_IDX).fit(interactions)
+    item_indexer = als.build_indexer(S.ITEM_ID, als.ITEM_IDX).fit(interactions)
+    user_index = als.with_dense_index(interactions, user_indexer).persist()
+    item_index = als.with_dense_index(interactions, item_indexer).persist()
+    confidence = als.with_confidence(interactions, user_index, item_index).persist()
+    model = als.build_als(ctx.cfg.als).fit(confidence)
+    user_factors, item_factors = als.factors_frames(model, user_index, item_index, ctx.ds)
+    record.row_counts["user_factors"] = ctx.write(user_factors, S.USER_FACTORS)
+    record.row_counts["item_factors"] = ctx.write(item_factors, S.ITEM_FACTORS)
+    for df in (user_index, item_index, confidence):
+        df.unpersist()
+
+
+def recommend_step(ctx: RunContext, record: StepRecord) -> None:
+    cfg = ctx.cfg
+    params = recommend.scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds)
+    interactions = ctx.read(S.INTERACTIONS)
+    items = ctx.read(S.ITEMS)
+    embeddings = embed.latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=cfg.embedding.model)
+    item_factors = ctx.read(S.ITEM_FACTORS).select(S.ITEM_ID, S.FEATURES)
+    popularity = recommend.with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
+                                           half_life_days=params.recency_half_life_days)
+    item_side = (items.select(S.ITEM_ID).join(item_factors, S.ITEM_ID, "left")
+                 .join(embeddings, S.ITEM_ID, "left").join(popularity, S.ITEM_ID, "left"))
+    index = recommend.build_item_index(item_side.toPandas())
+    index_bc = ctx.spark.sparkContext.broadcast(index)
+    positions = ctx.spark.createDataFrame(pd.DataFrame({
+        S.ITEM_ID: index.item_ids, recommend.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
+    histories = recommend.with_histories(interactions, positions, ctx.read(S.USER_FACTORS))
+    hybrid = recommend.with_hybrid_recommendations(histories, index_bc, params)
+    users_without_history = ctx.read(S.USERS).join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
+    top_popular = ctx.spark.createDataFrame(recommend.popularity_top_n(index, params.top_n))
+    popular = recommend.with_popularity_recommendations(users_without_history, top_popular)
+    rows = recommend.with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg),
+                                      run_id=ctx.run_id, ds=ctx.ds)
+    record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
+    record.row_counts["items_without_factors"] = int((~index.has_factors).sum())
+    record.row_counts["items_without_embedding"] = int((~index.has_embedding).sum())
+    index_bc.unpersist()
+
+
+def summary_step(ctx: RunContext, record: StepRecord) -> None:
+    from hybridrec.summary import print_summary
+    print_summary(ctx)
+
+
+STEP_FUNCTIONS = {
+    "ingest": ingest_step,
+    "embed_items": embed_items_step,
+    "train_als": train_als_step,
+    "recommend": recommend_step,
+    "summary": summary_step,
+}
+
+
+def run_steps(ctx: RunContext, steps: tuple[str, ...] = STEPS) -> None:
+    """Run `steps` in order under one run id; stops at the first failure (recorded in `runs`)."""
+    for step in steps:
+        with recorded_step(ctx.root, ctx.run_id, ctx.ds, step) as record:
+            ctx.records.append(record)
+            STEP_FUNCTIONS[step](ctx, record)

@@ -1,0 +1,196 @@
+"""Column names and the contract of every table the pipeline writes, defined once.
+
+Each table is a `TableSpec`: Spark schema (with a comment per column), partition columns,
+a description, and how the table changes per run (`write_mode`). The I/O layer refuses
+to write a DataFrame whose columns or types differ from its spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pyspark.sql import types as T
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+EVENT_TS = "event_ts"
+WEIGHT = "weight"
+EVENT_TYPE = "event_type"
+TITLE = "title"
+DESCRIPTION = "description"
+TAGS = "tags"
+TEXT = "text"
+TEXT_HASH = "text_hash"
+SOURCE = "source"
+DS = "ds"
+RUN_ID = "run_id"
+MODEL = "model"
+EMBEDDING = "embedding"
+FEATURES = "features"
+RANK = "rank"
+SCORE = "score"
+ALS_SCORE = "als_score"
+CONTENT_SCORE = "content_score"
+REASON_ITEM_ID = "reason_item_id"
+STRATEGY = "strategy"
+MODEL_VERSION = "model_version"
+REASON = "reason"
+ENTITY = "entity"
+RECORD = "record"
+
+WriteMode = Literal["replace_partition", "append", "overwrite"]
+
+
+def _field(name: str, dtype: T.DataType, comment: str, nullable: bool = True) -> T.StructField:
+    return T.StructField(name, dtype, nullable, metadata={"comment": comment})
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: T.StructType
+    partition_by: tuple[str, ...]
+    write_mode: WriteMode
+    description: str
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.schema.fields]
+
+
+_DS_FIELD = _field(DS, T.DateType(), "Run date (partition); the night this row belongs to.", False)
+
+INTERACTIONS = TableSpec(
+    name="interactions",
+    schema=T.StructType([
+        _field(USER_ID, T.StringType(), "User id, trimmed.", False),
+        _field(ITEM_ID, T.StringType(), "Item id, trimmed; always present in `items` for the same ds.", False),
+        _field(EVENT_TS, T.TimestampType(), "When the event happened (UTC); never after the end of ds.", False),
+        _field(WEIGHT, T.DoubleType(), "Positive confidence weight (explicit, or mapped from event_type).", False),
+        _field(EVENT_TYPE, T.StringType(), "Event type as read, null when the source gives a weight."),
+        _field(SOURCE, T.StringType(), "File the row was read from.", False),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Clean, deduplicated interactions usable on run date ds (one snapshot per ds).",
+)
+
+ITEMS = TableSpec(
+    name="items",
+    schema=T.StructType([
+        _field(ITEM_ID, T.StringType(), "Item id, trimmed, unique per ds.", False),
+        _field(TITLE, T.StringType(), "Title as read (may be null)."),
+        _field(DESCRIPTION, T.StringType(), "Description as read (may be null)."),
+        _field(TAGS, T.ArrayType(T.StringType()), "Tags and categories, lower-cased, de-duplicated."),
+        _field(TEXT, T.StringType(), "Text given to the embedding model: title. tags. description.", False),
+        _field(TEXT_HASH, T.StringType(), "SHA-256 of `text`; embeddings are reused while it is unchanged.", False),
+        _field(SOURCE, T.StringType(), "File the row was read from.", False),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Catalogue snapshot for run date ds with the text used for embeddings.",
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    schema=T.StructType([
+        _field(ENTITY, T.StringType(), "Which input the row came from: interactions or items.", False),
+        _field(SOURCE, T.StringType(), "File the row was read from.", False),
+        _field(REASON, T.StringType(), "Reason code, e.g. null_user_id, bad_event_ts, duplicate_event.", False),
+        _field(RECORD, T.StringType(), "The row as read, as JSON.", False),
+        _field(RUN_ID, T.StringType(), "Run that quarantined the row.", False),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Input rows that could not be used, with the reason; read = kept + quarantined per ds.",
+)
+
+ITEM_EMBEDDINGS = TableSpec(
+    name="item_embeddings",
+    schema=T.StructType([
+        _field(ITEM_ID, T.StringType(), "Item id.", False),
+        _field(TEXT_HASH, T.StringType(), "SHA-256 of the text that was embedded.", False),
+        _field(MODEL, T.StringType(), "Embedding model name.", False),
+        _field(EMBEDDING, T.ArrayType(T.FloatType(), False), "L2-normalised sentence embedding.", False),
+        _field(DS, T.DateType(), "Run date that computed this embedding.", False),
+    ]),
+    partition_by=(),
+    write_mode="append",
+    description="Embedding cache keyed by (item_id, text_hash, model); rows are only appended.",
+)
+
+
+USERS = TableSpec(
+    name="users",
+    schema=T.StructType([
+        _field(USER_ID, T.StringType(), "User id: every user with kept interactions, plus roster users.", False),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Users known on run date ds; those without interactions get popularity lists.",
+)
+
+
+def _factors(entity_col: str, entity: str) -> TableSpec:
+    return TableSpec(
+        name=f"{entity}_factors",
+        schema=T.StructType([
+            _field(entity_col, T.StringType(), f"{entity.capitalize()} id.", False),
+            _field(FEATURES, T.ArrayType(T.FloatType(), False), "ALS latent factors.", False),
+            _DS_FIELD,
+        ]),
+        partition_by=(DS,),
+        write_mode="replace_partition",
+        description=f"ALS {entity} factors trained on run date ds.",
+    )
+
+
+USER_FACTORS = _factors(USER_ID, "user")
+ITEM_FACTORS = _factors(ITEM_ID, "item")
+
+RECOMMENDATIONS = TableSpec(
+    name="recommendations",
+    schema=T.StructType([
+        _field(USER_ID, T.StringType(), "User id.", False),
+        _field(RANK, T.IntegerType(), "1 = best.", False),
+        _field(ITEM_ID, T.StringType(), "Recommended item; never one the user already interacted with.", False),
+        _field(SCORE, T.DoubleType(), "Blended score (per-user normalised components, weighted).", False),
+        _field(ALS_SCORE, T.DoubleType(), "Raw ALS dot product; null for items without ALS factors."),
+        _field(CONTENT_SCORE, T.DoubleType(), "Cosine of item embedding to the user's profile; null without profile."),
+        _field(REASON_ITEM_ID, T.StringType(), "History item most similar to the recommendation (null for popularity)."),
+        _field(STRATEGY, T.StringType(), "hybrid, or popularity for users without history.", False),
+        _field(MODEL_VERSION, T.StringType(), "Package version + hash of the scoring config.", False),
+        _field(RUN_ID, T.StringType(), "Run that produced the row.", False),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Top-N recommendations per user per run date; a re-run replaces its ds.",
+)
+
+RUNS = TableSpec(
+    name="runs",
+    schema=T.StructType([
+        _field(RUN_ID, T.StringType(), "Run id (one per invocation).", False),
+        _field(DS, T.DateType(), "Run date.", False),
+        _field("step", T.StringType(), "Pipeline step.", False),
+        _field("started_at", T.TimestampType(), "Wall-clock start (UTC).", False),
+        _field("ended_at", T.TimestampType(), "Wall-clock end (UTC).", False),
+        _field("status", T.StringType(), "succeeded or failed.", False),
+        _field("row_counts", T.MapType(T.StringType(), T.LongType()), "Counts the step produced."),
+        _field("message", T.StringType(), "Error message when failed."),
+    ]),
+    partition_by=(),
+    write_mode="append",
+    description="One row per step per run: timing, status and row counts.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS, RUNS)
+}

@@ -1,0 +1,36 @@
+"""One session-scoped local[2] SparkSession for every test, built the way the jobs build it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("SPARK_TESTING", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEST_SETTINGS = [
+    "spark.master=local[2]",
+    "spark.shuffle_partitions=2",
+    'spark.driver_memory="2g"',
+    'spark.conf={"spark.ui.enabled"="false", "spark.ui.showConsoleProgress"="false"}',
+    "recommend.top_n=5",
+    "als.rank=4",
+    "als.max_iter=5",
+]
+
+
+def make_config(root, *extra: str):
+    from hybridrec.config import load_config
+
+    return load_config(overrides=[*TEST_SETTINGS, f'lakehouse.root="{root}"', *extra])
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from hybridrec.session import build_spark_session
+
+    session = build_spark_session(make_config(tmp_path_factory.mktemp("spark-root")))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

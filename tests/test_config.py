@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from hybridrec.config import load_config
+from hybridrec.errors import ConfigError
+
+
+def test_defaults_are_documented_values():
+    cfg = load_config()
+    assert (cfg.recommend.top_n, cfg.spark.master, cfg.lakehouse.root) == (50, "local[*]", "./lakehouse")
+    assert cfg.embedding.model == "all-MiniLM-L6-v2"
+
+
+def test_file_then_set_overrides(tmp_path):
+    path = tmp_path / "my.toml"
+    path.write_text('[recommend]\ntop_n = 20\ncontent_weight = 0.5\n[als]\nrank = 16\n')
+    cfg = load_config(path, ["recommend.top_n=7", 'lakehouse.root="/data/lh"', "spark.master=local[2]"])
+    assert cfg.recommend.top_n == 7          # --set wins over the file
+    assert cfg.recommend.content_weight == 0.5
+    assert cfg.als.rank == 16
+    assert cfg.lakehouse.root == "/data/lh"
+    assert cfg.spark.master == "local[2]"    # bare strings need no quotes
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("recommend.topn=3", "unknown key 'topn'"),
+    ("recommend.top_n=0", "greater than 0"),
+    ("dataset.kind=ftp", "dataset.kind"),
+    ("recommend", "key=value"),
+    ("recommend.als_weight=0", r"als_weight \+ content_weight must be > 0"),
+])
+def test_invalid_settings_are_rejected(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override, "recommend.content_weight=0"] if "als_weight" in override else [override])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")

@@ -1,0 +1,109 @@
+"""The nightly run end to end, in process, on the topic dataset (known right answers)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from conftest import make_config
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
+
+from hybridrec import schema as S
+from hybridrec.io.delta import read_table, table_path
+from hybridrec.pipeline import STEPS, RunContext, run_steps
+
+DS = "2026-11-22"
+TOP_N = 5
+
+
+@pytest.fixture(scope="module")
+def nightly(spark, tmp_path_factory):
+    """One full run for DS; returns (config, recommendations as rows, run context)."""
+    base = tmp_path_factory.mktemp("nightly")
+    cfg = make_config(base / "lakehouse", *files_settings(write_topic_dataset(base / "input")))
+    ctx = RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(DS))
+    run_steps(ctx, STEPS)
+    recs = read_table(spark, cfg.lakehouse.root, S.RECOMMENDATIONS, partition_value=DS).collect()
+    return cfg, recs, ctx
+
+
+def _interactions(spark, cfg):
+    return read_table(spark, cfg.lakehouse.root, S.INTERACTIONS, partition_value=DS)
+
+
+def test_topic_fan_gets_the_untouched_item_of_their_topic(nightly):
+    _, recs, _ = nightly
+    for topic in TOPICS:
+        for u in range(USERS_PER_TOPIC):
+            items = {r[S.ITEM_ID] for r in recs if r[S.USER_ID] == f"{topic}_fan_{u}"}
+            assert f"cold_{topic}" in items, f"{topic}_fan_{u} got {sorted(items)}"
+
+
+def test_cold_item_is_explained_by_a_history_item_of_the_same_topic(nightly):
+    _, recs, _ = nightly
+    cold = [r for r in recs if r[S.ITEM_ID] == "cold_space" and r[S.USER_ID].startswith("space_fan")]
+    assert cold and all(r[S.REASON_ITEM_ID].startswith("space_") for r in cold)
+    assert all(r[S.ALS_SCORE] is None and r[S.CONTENT_SCORE] > 0 for r in cold)
+
+
+def test_seen_items_never_recommended(spark, nightly):
+    cfg, recs, _ = nightly
+    seen = {(r[S.USER_ID], r[S.ITEM_ID]) for r in _interactions(spark, cfg).collect()}
+    assert seen, "the fixture must have interactions"
+    assert not seen & {(r[S.USER_ID], r[S.ITEM_ID]) for r in recs}
+
+
+def test_every_user_gets_exactly_n_ranked_rows(nightly):
+    _, recs, _ = nightly
+    by_user: dict[str, list[int]] = {}
+    for r in recs:
+        by_user.setdefault(r[S.USER_ID], []).append(r[S.RANK])
+    assert len(by_user) == len(TOPICS) * USERS_PER_TOPIC + 1  # fans + the roster-only newcomer
+    assert all(sorted(ranks) == list(range(1, TOP_N + 1)) for ranks in by_user.values())
+
+
+def test_user_without_history_gets_popularity(nightly):
+    _, recs, _ = nightly
+    newcomer = sorted((r for r in recs if r[S.USER_ID] == "newcomer"), key=lambda r: r[S.RANK])
+    assert {r[S.STRATEGY] for r in newcomer} == {"popularity"}
+    assert [r[S.SCORE] for r in newcomer] == sorted((r[S.SCORE] for r in newcomer), reverse=True)
+    assert not any(r[S.ITEM_ID].startswith("cold_") for r in newcomer)
+
+
+def test_rows_carry_run_id_model_version_and_ds(nightly):
+    _, recs, ctx = nightly
+    assert {r[S.RUN_ID] for r in recs} == {ctx.run_id}
+    assert {r[S.DS] for r in recs} == {date.fromisoformat(DS)}
+    assert len({r[S.MODEL_VERSION] for r in recs}) == 1
+
+
+def test_runs_table_records_each_step(spark, nightly):
+    cfg, _, ctx = nightly
+    runs = read_table(spark, cfg.lakehouse.root, S.RUNS).where(F.col(S.RUN_ID) == ctx.run_id).collect()
+    assert sorted(r["step"] for r in runs) == sorted(STEPS)
+    assert {r["status"] for r in runs} == {"succeeded"}
+    ingest = next(r for r in runs if r["step"] == "ingest")
+    assert ingest["row_counts"]["interactions_read"] == ingest["row_counts"]["interactions_kept"] == 36
+
+
+def test_rerun_replaces_the_night_and_adds_a_version(spark, nightly):
+    cfg, recs, _ = nightly
+    before = DeltaTable(table_path(cfg.lakehouse.root, S.RECOMMENDATIONS)).version()
+    ctx = RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(DS))
+    run_steps(ctx, ("recommend",))
+    dt = DeltaTable(table_path(cfg.lakehouse.root, S.RECOMMENDATIONS))
+    assert dt.version() == before + 1
+    assert dt.to_pyarrow_table().num_rows == len(recs)
+    assert dt.history(1)[0]["hybridrec.run_id"] == ctx.run_id
+    # Time travel: the previous version still holds the first run's rows.
+    previous = read_table(spark, cfg.lakehouse.root, S.RECOMMENDATIONS, version=before).collect()
+    assert {r[S.RUN_ID] for r in previous} == {recs[0][S.RUN_ID]}
+
+
+def test_second_embed_run_embeds_nothing(spark, nightly):
+    cfg, _, _ = nightly
+    ctx = RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(DS))
+    run_steps(ctx, ("embed_items",))
+    assert ctx.records[0].row_counts == {"items": 18, "embedded": 0}
