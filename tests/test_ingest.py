@@ -131,3 +131,21 @@ def test_missing_input_path_is_a_clear_error(spark, tmp_path):
                       f'files.items="{tmp_path}/items.csv"')
     with pytest.raises(SourceNotFoundError, match="nope.csv"):
         run_steps(RunContext(spark=spark, cfg=cfg, ds=DS), ("ingest",))
+
+
+def test_delta_and_parquet_sources_read_like_csv(spark, tmp_path):
+    import pandas as pd
+    from deltalake import write_deltalake
+
+    paths = write_topic_dataset(tmp_path / "in")
+    items_delta = tmp_path / "items_delta"
+    write_deltalake(str(items_delta), pd.read_csv(paths["items"]))
+    interactions_parquet = tmp_path / "interactions.parquet"
+    pd.read_csv(paths["interactions"]).to_parquet(interactions_parquet)
+    cfg = make_config(tmp_path / "lh", 'dataset.kind="files"', f'files.items="{items_delta}"',
+                      'files.items_format="delta"', f'files.interactions="{interactions_parquet}"',
+                      'files.interactions_format="parquet"')
+    ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
+    run_steps(ctx, ("ingest",))
+    counts = ctx.records[0].row_counts
+    assert (counts["items_kept"], counts["interactions_kept"], counts["quarantined"]) == (18, 36, 0)

@@ -44,7 +44,9 @@ def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # one bar per worker would interleave with Spark's
         if torch_threads:
             torch.set_num_threads(torch_threads)
         tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)

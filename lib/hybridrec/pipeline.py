@@ -124,8 +124,9 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
         log.info("embed_items: every item already has an embedding for %s", cfg.model)
         return
     # Range partitions by text length: similar lengths share Arrow batches, so padding is small.
-    partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 4))
-    todo = todo.repartitionByRange(partitions, F.length(S.TEXT))
+    # Descending, so the slowest (longest) partitions are scheduled first and none straggles last.
+    partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 8))
+    todo = todo.repartitionByRange(partitions, F.length(S.TEXT).desc())
     embedded = embed.with_embedding(todo, model_path=embed.resolve_model_path(cfg.model_path),
                                     batch_size=cfg.batch_size, max_length=cfg.max_length)
     rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
+from tqdm import tqdm
 
 from hybridrec.config import SyntheticConfig
 from hybridrec.datasets import RawInputs
@@ -137,7 +138,8 @@ def _interactions(
     schema = pa.schema([(USER_ID, pa.string()), (ITEM_ID, pa.string()), ("event_type", pa.string()),
                         ("event_ts", pa.timestamp("us", tz="UTC"))])
     with pq.ParquetWriter(out, schema) as writer:
-        for start in range(0, len(users), chunk_rows):
+        starts = range(0, len(users), chunk_rows)
+        for start in tqdm(starts, desc="synthetic interactions", unit="chunk", disable=len(starts) < 2):
             u = users[start:start + chunk_rows]
             cum_taste = np.cumsum(taste[u], axis=1)
             cats = (cum_taste < rng.random(len(u))[:, None]).sum(axis=1).clip(max=n_cat - 1)
