@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DS ?= 2026-11-22
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lint clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hybridrec run --ds $(DS)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests jobs
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

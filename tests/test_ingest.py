@@ -6,15 +6,15 @@ from datetime import date
 
 import pytest
 from chispa import assert_df_equality
-from conftest import make_config
 from pyspark.sql import functions as F
-from topic_data import files_settings, write_topic_dataset
 
+from conftest import make_config
 from hybridrec import ingest
 from hybridrec import schema as S
 from hybridrec.errors import MissingColumnError, SourceNotFoundError
 from hybridrec.io.delta import read_table
 from hybridrec.pipeline import RunContext, run_steps
+from topic_data import files_settings, write_topic_dataset
 
 DS = date(2026, 11, 22)
 WEIGHTS = {"view": 1.0, "purchase": 5.0}
@@ -129,7 +129,7 @@ def test_missing_column_names_file_and_column(spark, tmp_path):
 def test_missing_input_path_is_a_clear_error(spark, tmp_path):
     cfg = make_config(tmp_path / "lh", 'dataset.kind="files"', f'files.interactions="{tmp_path}/nope.csv"',
                       f'files.items="{tmp_path}/items.csv"')
-    with pytest.raises(SourceNotFoundError, match="nope.csv"):
+    with pytest.raises(SourceNotFoundError, match=r"nope\.csv"):
         run_steps(RunContext(spark=spark, cfg=cfg, ds=DS), ("ingest",))
 
 

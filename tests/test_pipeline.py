@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import make_config
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
-from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
 
+from conftest import make_config
 from hybridrec import schema as S
 from hybridrec.io.delta import read_table, table_path
 from hybridrec.pipeline import STEPS, RunContext, run_steps
+from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
 
 DS = "2026-11-22"
 TOP_N = 5

@@ -65,7 +65,7 @@ def write_topic_dataset(folder: Path, *, extra_interactions: list[dict] | None =
     paths = {"interactions": folder / "interactions.csv", "items": folder / "items.csv", "users": folder / "users.csv"}
     _write_csv(paths["items"], items, ["item_id", "title", "description", "tags"])
     _write_csv(paths["interactions"], interactions, ["user_id", "item_id", "event_ts", "event_type"])
-    users = sorted({r["user_id"] for r in interactions if r["user_id"]}) + ["newcomer"]
+    users = [*sorted({r["user_id"] for r in interactions if r["user_id"]}), "newcomer"]
     _write_csv(paths["users"], [{"user_id": u} for u in users], ["user_id"])
     return paths
 

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybridrec import schema as S
+from hybridrec.errors import ConfigError
 
 _MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
 
@@ -32,7 +33,6 @@ def bundled_model_path() -> str:
 def resolve_model_path(model_path: str) -> str:
     path = model_path or bundled_model_path()
     if not (Path(path) / "config.json").is_file():
-        from hybridrec.errors import ConfigError
         raise ConfigError(f"embedding.model_path {path!r} has no config.json: expected a Hugging Face model folder")
     return path
 

@@ -8,7 +8,7 @@ against the written tables.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -42,7 +42,7 @@ def _blank_to_null(c: Column) -> Column:
 
 def day_end(ds: date) -> datetime:
     """First instant after run date `ds` (UTC): later events are in the future for that night."""
-    return datetime.combine(ds + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(ds + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def _parse_ts(raw: Column, unit: str) -> Column:

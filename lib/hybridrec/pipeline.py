@@ -48,11 +48,10 @@ class RunContext:
     def ds_str(self) -> str:
         return self.ds.isoformat()
 
-    def read(self, spec: S.TableSpec, **kwargs) -> DataFrame:
-        if spec.partition_by and "partition_value" not in kwargs and kwargs.get("all_partitions") is not True:
-            kwargs["partition_value"] = self.ds_str
-        kwargs.pop("all_partitions", None)
-        return read_table(self.spark, self.root, spec, **kwargs)
+    def read(self, spec: S.TableSpec, *, required: bool = True) -> DataFrame:
+        """The table; for a partitioned table only this run's ds."""
+        value = self.ds_str if spec.partition_by else None
+        return read_table(self.spark, self.root, spec, partition_value=value, required=required)
 
     def write(self, df: DataFrame, spec: S.TableSpec) -> int:
         value = self.ds_str if spec.write_mode == "replace_partition" else None
@@ -153,7 +152,7 @@ def train_als_step(ctx: RunContext, record: StepRecord) -> None:
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     cfg = ctx.cfg
     params = recommend.scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds)
-    interactions = ctx.read(S.INTERACTIONS)
+    interactions = ctx.read(S.INTERACTIONS).persist()  # used for popularity, histories and new users
     items = ctx.read(S.ITEMS)
     embeddings = embed.latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=cfg.embedding.model)
     item_factors = ctx.read(S.ITEM_FACTORS).select(S.ITEM_ID, S.FEATURES)
@@ -176,6 +175,7 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     record.row_counts["items_without_factors"] = int((~index.has_factors).sum())
     record.row_counts["items_without_embedding"] = int((~index.has_embedding).sum())
     index_bc.unpersist()
+    interactions.unpersist()
 
 
 def summary_step(ctx: RunContext, record: StepRecord) -> None:

@@ -11,7 +11,6 @@ cross join, and unlike `recommendForAllUsers` it excludes what the user has alre
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybridrec import schema as S
+from hybridrec.config import RecommendConfig
 from hybridrec.ingest import day_end
 
 ITEM_POS = "item_pos"
@@ -100,7 +100,7 @@ def build_item_index(items_pdf: pd.DataFrame) -> ItemIndex:
     )
 
 
-def scoring_params(cfg_recommend, positive_min_weight: float, ds: date) -> ScoringParams:
+def scoring_params(cfg_recommend: RecommendConfig, positive_min_weight: float, ds: date) -> ScoringParams:
     return ScoringParams(
         top_n=cfg_recommend.top_n, als_weight=cfg_recommend.als_weight,
         content_weight=cfg_recommend.content_weight, positive_min_weight=positive_min_weight,

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from hybridrec.io.delta import append_rows
 from hybridrec.schema import RUNS
@@ -32,7 +32,7 @@ class StepRecord:
 def recorded_step(lakehouse_root: str, run_id: str, ds: date, step: str) -> Iterator[StepRecord]:
     """Times the step and appends its row to `runs`, as succeeded or failed (then re-raises)."""
     record = StepRecord(step)
-    started_at = datetime.now(timezone.utc)  # wall clock for the audit trail only, never logic
+    started_at = datetime.now(UTC)  # wall clock for the audit trail only, never logic
     start = time.perf_counter()
     log.info("step %s: started (run %s, ds %s)", step, run_id, ds)
     message = None
@@ -47,7 +47,7 @@ def recorded_step(lakehouse_root: str, run_id: str, ds: date, step: str) -> Iter
         record.seconds = time.perf_counter() - start
         append_rows([{
             "run_id": run_id, "ds": ds, "step": step, "started_at": started_at,
-            "ended_at": datetime.now(timezone.utc), "status": record.status,
+            "ended_at": datetime.now(UTC), "status": record.status,
             "row_counts": record.row_counts, "message": message,
         }], lakehouse_root, RUNS, run_id=run_id)
         log.info("step %s: %s in %.1fs %s", step, record.status, record.seconds, record.row_counts)

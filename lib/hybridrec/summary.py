@@ -21,7 +21,7 @@ def _title(title: str | None, item_id: str | None) -> str:
 
 
 def print_summary(ctx: RunContext) -> None:
-    lines = [f"", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={table_path(ctx.root, S.RUNS)[:-5]}", ""]
+    lines = ["", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={table_path(ctx.root, S.RUNS)[:-5]}", ""]
     lines.append(f"{'table':<17}{'rows (this ds)':>15}{'version':>9}  path")
     for spec in S.TABLES.values():
         value = ctx.ds_str if spec.partition_by else None

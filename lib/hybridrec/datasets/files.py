@@ -6,7 +6,7 @@ from pyspark.sql import SparkSession
 
 from hybridrec.config import FilesConfig
 from hybridrec.datasets import RawInputs
-from hybridrec.errors import ConfigError
+from hybridrec.errors import ConfigError, MissingColumnError
 from hybridrec.io.sources import read_source
 from hybridrec.schema import ITEM_ID, USER_ID
 
@@ -20,7 +20,6 @@ def load_files(spark: SparkSession, cfg: FilesConfig) -> RawInputs:
     interactions = read_source(spark, cfg.interactions, cfg.interactions_format,
                                what="interactions", required=INTERACTION_COLUMNS)
     if "weight" not in interactions.columns and "event_type" not in interactions.columns:
-        from hybridrec.errors import MissingColumnError
         raise MissingColumnError(f"interactions input {cfg.interactions}", ["weight or event_type"],
                                  interactions.columns)
     items = read_source(spark, cfg.items, cfg.items_format, what="items", required=ITEM_COLUMNS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,7 @@ def _interactions(
     taste = rng.dirichlet(np.full(n_cat, 0.3), cfg.n_users)
     activity = rng.lognormal(0.0, 1.0, cfg.n_users)
     counts = np.maximum(1, np.round(activity / activity.sum() * cfg.n_interactions)).astype(np.int64)
-    end = datetime.combine(date.fromisoformat(cfg.end_date), datetime.min.time(), tzinfo=timezone.utc)
+    end = datetime.combine(date.fromisoformat(cfg.end_date), datetime.min.time(), tzinfo=UTC)
     end_s = int((end + timedelta(days=1)).timestamp()) - 1
     span_s = cfg.history_days * 86400
     event_types = np.array(["view", "click", "purchase"])
