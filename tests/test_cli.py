@@ -1,0 +1,31 @@
+"""Command-line parsing and early failures (before any Spark session starts)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from hybridrec.cli import build_parser, main
+from hybridrec.pipeline import STEPS
+
+
+@pytest.mark.parametrize("command", ["run", *STEPS])
+def test_every_step_is_a_command(command):
+    args = build_parser().parse_args([command, "--ds", "2026-11-22", "--config", "my.toml",
+                                      "--set", "recommend.top_n=20", "--set", "als.rank=8"])
+    assert (args.command, args.ds, args.config) == (command, date(2026, 11, 22), "my.toml")
+    assert args.overrides == ["recommend.top_n=20", "als.rank=8"]
+
+
+def test_ds_is_required_and_must_be_a_date(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--ds", "22/11/2026"])
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_bad_override_exits_2_naming_the_key(caplog):
+    assert main(["run", "--ds", "2026-11-22", "--set", "recommend.topn=3"]) == 2
+    assert "unknown key 'topn'" in caplog.text
