@@ -24,9 +24,6 @@ class _Section(BaseModel):
 class LakehouseConfig(_Section):
     root: str
 
-    def table_path(self, table: str) -> str:
-        return str(Path(self.root).expanduser().resolve() / table)
-
 
 class SparkConfig(_Section):
     master: str

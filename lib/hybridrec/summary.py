@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
@@ -21,7 +22,8 @@ def _title(title: str | None, item_id: str | None) -> str:
 
 
 def print_summary(ctx: RunContext) -> None:
-    lines = ["", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={table_path(ctx.root, S.RUNS)[:-5]}", ""]
+    root = Path(ctx.root).expanduser().resolve()
+    lines = ["", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={root}", ""]
     lines.append(f"{'table':<17}{'rows (this ds)':>15}{'version':>9}  path")
     for spec in S.TABLES.values():
         value = ctx.ds_str if spec.partition_by else None
