@@ -15,6 +15,8 @@ TEST_SETTINGS = [
     'spark.driver_memory="2g"',
     'spark.conf={"spark.ui.enabled"="false", "spark.ui.showConsoleProgress"="false"}',
     "recommend.top_n=5",
+    "recommend.new_item_slots=1",
+    "gate.enabled=false",  # tests that exercise the gate turn it on
     "als.rank=4",
     "als.max_iter=5",
 ]

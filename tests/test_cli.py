@@ -29,3 +29,14 @@ def test_ds_is_required_and_must_be_a_date(capsys):
 def test_bad_override_exits_2_naming_the_key(caplog):
     assert main(["run", "--ds", "2026-11-22", "--set", "recommend.topn=3"]) == 2
     assert "unknown key 'topn'" in caplog.text
+
+
+def test_quality_commands_and_force_flag():
+    parser = build_parser()
+    assert parser.parse_args(["run", "--ds", "2026-11-22", "--force"]).force
+    assert not parser.parse_args(["run", "--ds", "2026-11-22"]).force
+    evaluate = parser.parse_args(["evaluate", "--ds", "2026-11-22", "--json", "out.json", "--tune"])
+    assert (evaluate.json, evaluate.tune) == ("out.json", True)
+    assert parser.parse_args(["tune", "--ds", "2026-11-22", "--out", "tuned.toml"]).out == "tuned.toml"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tune", "--ds", "2026-11-22"])  # --out is required

@@ -46,6 +46,7 @@ def test_cold_item_is_explained_by_a_history_item_of_the_same_topic(nightly):
     cold = [r for r in recs if r[S.ITEM_ID] == "cold_space" and r[S.USER_ID].startswith("space_fan")]
     assert cold and all(r[S.REASON_ITEM_ID].startswith("space_") for r in cold)
     assert all(r[S.ALS_SCORE] is None and r[S.CONTENT_SCORE] > 0 for r in cold)
+    assert {r[S.STRATEGY] for r in cold} == {"new_item"}  # it holds one of the places kept for new items
 
 
 def test_seen_items_never_recommended(spark, nightly):

@@ -7,23 +7,36 @@ import pandas as pd
 import pytest
 
 from hybridrec import schema as S
-from hybridrec.recommend import History, ItemIndex, ScoringParams, popularity_top_n, score_block
-
-# Items 0-2 are topic A (embedding axis 0), 3-5 topic B (axis 1). Item 2 and 5 have no ALS factors.
-EMB = np.array([[1, 0], [0.9, 0.1], [0.95, 0.05], [0, 1], [0.1, 0.9], [0.05, 0.95]], dtype=np.float32)
-EMB /= np.linalg.norm(EMB, axis=1, keepdims=True)
-FACTORS = np.array([[1, 0], [0.8, 0.1], [0, 0], [0, 1], [0.1, 0.8], [0, 0]], dtype=np.float32)
-INDEX = ItemIndex(
-    item_ids=np.array(["a0", "a1", "a2_new", "b0", "b1", "b2_new"]),
-    factors=FACTORS, has_factors=np.array([True, True, False, True, True, False]),
-    embeddings=EMB, has_embedding=np.ones(6, bool),
-    popularity=np.array([5, 4, 0, 3, 2, 0], dtype=np.float32),
+from hybridrec.recommend import (
+    NEW_ITEM_STRATEGY,
+    POPULARITY,
+    Blend,
+    History,
+    ScoringParams,
+    build_item_index,
+    popularity_top_n,
+    score_block,
 )
 
+# Items a* are topic A (embedding axis 0), b* topic B (axis 1). a2_new and b2_new have no ALS factors yet.
+IDS = ["a0", "a1", "a2_new", "b0", "b1", "b2_new"]
+EMB = np.array([[1, 0], [0.9, 0.1], [0.95, 0.05], [0, 1], [0.1, 0.9], [0.05, 0.95]], dtype=np.float32)
+EMB /= np.linalg.norm(EMB, axis=1, keepdims=True)
+FACTORS = [[1.0, 0.0], [0.8, 0.1], None, [0.0, 1.0], [0.1, 0.8], None]
+INDEX = build_item_index(pd.DataFrame({
+    S.ITEM_ID: IDS, S.FEATURES: FACTORS, S.EMBEDDING: list(EMB), POPULARITY: [5.0, 4.0, 0.0, 3.0, 2.0, 0.0],
+}), mapping_ridge=0.01)
 
-def params(**kw) -> ScoringParams:
-    base = dict(top_n=3, als_weight=0.7, content_weight=0.3, positive_min_weight=1.0, profile_max_items=10,
-                recency_half_life_days=30.0, block_bytes=1 << 20, as_of_epoch_s=1_000_000.0)
+ALS_ONLY = Blend(als=1, recent=0, popularity=0, content=0, new_item_slots=0)
+CONTENT_ONLY = Blend(als=0, recent=0, popularity=0, content=1, new_item_slots=0)
+RECENT_ONLY = Blend(als=0, recent=1, popularity=0, content=0, new_item_slots=0)
+HYBRID = Blend(als=0.4, recent=0.3, popularity=0.1, content=0.2, new_item_slots=1)
+
+
+def params(*blends: tuple[str, Blend], **kw) -> ScoringParams:
+    base = dict(top_n=3, blends=blends or (("hybrid", HYBRID),), positive_min_weight=1.0, recent_items=1,
+                profile_max_items=10, recency_half_life_days=30.0, new_item_mapped_weight=0.5,
+                block_bytes=1 << 20, as_of_epoch_s=1_000_000.0)
     return ScoringParams(**{**base, **kw})
 
 
@@ -33,39 +46,74 @@ def hist(pos, weight=None, ts=None) -> History:
                    np.asarray(ts if ts is not None else [900_000.0] * len(pos), float))
 
 
-def test_topic_a_user_gets_new_topic_a_item_first_and_never_seen_items():
-    out = score_block(["u"], [np.array([1.0, 0.0])], [hist([0, 1])], INDEX, params())
-    assert out[S.ITEM_ID].tolist()[0] == "a2_new"
-    assert not {"a0", "a1"} & set(out[S.ITEM_ID])
+A_FAN = np.array([1.0, 0.0])
+
+
+def test_new_item_slot_goes_to_the_new_item_of_the_users_topic_and_seen_items_never_return():
+    out = score_block(["u"], [A_FAN], [hist([0, 1])], INDEX, params())
     assert out[S.RANK].tolist() == [1, 2, 3]
-    new = out[out[S.ITEM_ID] == "a2_new"].iloc[0]
-    assert pd.isna(new[S.ALS_SCORE]) and new[S.CONTENT_SCORE] > 0.9
-    assert new[S.REASON_ITEM_ID] == "a0"  # the history item closest to it in embedding space
+    assert set(out[S.ITEM_ID].tolist()[:2]) == {"b0", "b1"}  # the only unseen items with interactions
+    last = out.iloc[-1]
+    assert (last[S.ITEM_ID], last[S.STRATEGY]) == ("a2_new", NEW_ITEM_STRATEGY)
+    assert pd.isna(last[S.ALS_SCORE]) and last[S.CONTENT_SCORE] > 0
+    assert last[S.REASON_ITEM_ID] == "a0"  # the history item closest to it in embedding space
+    assert not {"a0", "a1"} & set(out[S.ITEM_ID])
 
 
-def test_scores_descend_and_n_is_capped_by_unseen_items():
-    out = score_block(["u"], [np.array([1.0, 0.0])], [hist([0, 1, 3, 4])], INDEX, params(top_n=10))
-    assert sorted(out[S.ITEM_ID]) == ["a2_new", "b2_new"]
-    assert out[S.SCORE].is_monotonic_decreasing
+def test_without_slots_new_items_are_left_out_of_an_interaction_based_blend():
+    blend = Blend(als=0.5, recent=0.0, popularity=0.0, content=0.5, new_item_slots=0)
+    out = score_block(["u"], [A_FAN], [hist([0])], INDEX, params(("hybrid", blend), top_n=6))
+    assert out[S.ITEM_ID].tolist()[0] == "a1"
+    assert set(out[S.ITEM_ID]) == {"a1", "b0", "b1"}  # top_n=6, but the new items get no place
 
 
-def test_user_without_positive_items_is_ranked_by_als_only():
-    out = score_block(["u"], [np.array([0.0, 1.0])], [hist([0], weight=[0.5])], INDEX, params(top_n=2))
+def test_content_only_ranks_every_item_with_an_embedding():
+    out = score_block(["u"], [A_FAN], [hist([0, 1])], INDEX, params(("content", CONTENT_ONLY), top_n=1))
+    assert out[S.ITEM_ID].tolist() == ["a2_new"]
+    assert out[S.STRATEGY].tolist() == ["content"]
+
+
+def test_user_without_positive_items_has_no_content_score():
+    out = score_block(["u"], [np.array([0.0, 1.0])], [hist([0], weight=[0.5])], INDEX,
+                      params(("als", ALS_ONLY), top_n=2))
     assert out[S.ITEM_ID].tolist() == ["b0", "b1"]
     assert out[S.CONTENT_SCORE].isna().all()
 
 
-def test_recent_history_dominates_the_profile():
-    old_a, recent_b = 0.0, 999_000.0
-    h = hist([0, 3], ts=[old_a, recent_b])
-    out = score_block(["u"], [None], [h], INDEX, params(top_n=1, recency_half_life_days=1.0))
+def test_recent_signal_follows_the_last_positive_item_not_the_long_term_taste():
+    # Long-term factors say topic A; the newest positive item is b0.
+    h = hist([0, 3], ts=[100_000.0, 999_000.0])
+    recent = score_block(["u"], [A_FAN], [h], INDEX, params(("recent", RECENT_ONLY), top_n=1))
+    als = score_block(["u"], [A_FAN], [h], INDEX, params(("als", ALS_ONLY), top_n=1))
+    assert recent[S.ITEM_ID].tolist() == ["b1"]
+    assert als[S.ITEM_ID].tolist() == ["a1"]
+
+
+def test_recent_history_dominates_the_content_profile():
+    h = hist([0, 3], ts=[0.0, 999_000.0])
+    out = score_block(["u"], [None], [h], INDEX, params(("content", CONTENT_ONLY), top_n=1,
+                                                         recency_half_life_days=1.0))
     assert out[S.ITEM_ID].tolist() == ["b2_new"]  # closest to the recent b0; a2_new would win if age were ignored
 
 
+def test_one_pass_scores_several_blends_under_their_names():
+    out = score_block(["u"], [A_FAN], [hist([0])], INDEX,
+                      params(("als", ALS_ONLY), ("hybrid", HYBRID), top_n=3, mark_new_items=False))
+    assert out.groupby(S.STRATEGY).size().to_dict() == {"als": 3, "hybrid": 3}
+    assert "a2_new" in set(out[out[S.STRATEGY] == "hybrid"][S.ITEM_ID])
+    assert not {"a2_new", "b2_new"} & set(out[out[S.STRATEGY] == "als"][S.ITEM_ID])
+
+
 def test_block_of_users_keeps_users_apart():
-    out = score_block(["ua", "ub"], [np.array([1.0, 0.0]), np.array([0.0, 1.0])],
-                      [hist([0, 1]), hist([3, 4])], INDEX, params(top_n=1))
+    out = score_block(["ua", "ub"], [A_FAN, np.array([0.0, 1.0])], [hist([0, 1]), hist([3, 4])], INDEX,
+                      params(("content", CONTENT_ONLY), top_n=1))
     assert dict(zip(out[S.USER_ID], out[S.ITEM_ID], strict=True)) == {"ua": "a2_new", "ub": "b2_new"}
+
+
+def test_embedding_regression_maps_new_items_near_their_topic_in_factor_space():
+    a_new, b_new = INDEX.mapped_factors[2], INDEX.mapped_factors[5]
+    assert a_new @ A_FAN > a_new @ np.array([0.0, 1.0])
+    assert b_new @ np.array([0.0, 1.0]) > b_new @ A_FAN
 
 
 def test_popularity_list_is_sorted_and_normalised():

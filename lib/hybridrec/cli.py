@@ -1,11 +1,14 @@
-"""Command line: `hybridrec run --ds D` runs every step; `hybridrec <step> --ds D` runs one."""
+"""Command line: `hybridrec run --ds D` runs every nightly step; `hybridrec <step> --ds D` runs one;
+`hybridrec evaluate` and `hybridrec tune` are the offline quality commands."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from datetime import date
+from pathlib import Path
 
 from hybridrec.config import load_config, log_config
 from hybridrec.errors import HybridrecError
@@ -23,17 +26,34 @@ def _ds(value: str) -> date:
 def build_parser() -> argparse.ArgumentParser:
     from hybridrec.pipeline import STEPS
 
-    common = argparse.ArgumentParser(add_help=False)
+    settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument("--config", help="TOML file overriding the shipped defaults")
+    settings.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override one setting, e.g. --set recommend.top_n=20 (repeatable)")
+    common = argparse.ArgumentParser(add_help=False, parents=[settings])
     common.add_argument("--ds", type=_ds, required=True, help="run date YYYY-MM-DD (the night being computed)")
-    common.add_argument("--config", help="TOML file overriding the shipped defaults")
-    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set recommend.top_n=20 (repeatable)")
     common.add_argument("--run-id", default="", help="run id to record (default: generated)")
+    force = argparse.ArgumentParser(add_help=False)
+    force.add_argument("--force", action="store_true",
+                       help="publish even if the quality gate fails (recorded in the runs table)")
     parser = argparse.ArgumentParser(prog="hybridrec", description="Nightly hybrid recommender on Spark.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", parents=[common], help="run every step: " + " -> ".join(STEPS))
+    sub.add_parser("run", parents=[common, force], help="run every step: " + " -> ".join(STEPS))
     for step in STEPS:
-        sub.add_parser(step, parents=[common], help=f"run the {step} step only")
+        sub.add_parser(step, parents=[common, *([force] if step == "gate" else [])], help=f"run the {step} step only")
+    evaluate = sub.add_parser("evaluate", parents=[common],
+                              help="compare popularity, ALS, content and hybrid on a holdout; writes `metrics`")
+    evaluate.add_argument("--json", help="also write the results as JSON here (and a PNG chart next to it)")
+    evaluate.add_argument("--tune", action="store_true",
+                          help="first tune ALS and the blend on a validation split (training data only)")
+    tune = sub.add_parser("tune", parents=[common], help="grid-search ALS and the blend on a validation split")
+    tune.add_argument("--out", required=True, help="TOML file to write the chosen settings to (for --config)")
+    sql = sub.add_parser("sql", parents=[settings], help="run Spark SQL over the views (see README) and print it")
+    sql.add_argument("query", help='e.g. "SELECT strategy, count(*) FROM recommendations_latest GROUP BY 1"')
+    sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    show = sub.add_parser("show", parents=[settings], help="print one user's list with titles and reasons")
+    show.add_argument("--user", required=True, help="user id")
+    show.add_argument("--ds", type=_ds, help="run date (default: the newest published night)")
     return parser
 
 
@@ -51,24 +71,106 @@ def main(argv: list[str] | None = None) -> int:
     except HybridrecError as exc:
         log.error("%s", exc)
         return 2
+    if args.command == "show":
+        return _show(cfg.lakehouse.root, args.user, args.ds)
     log_config(cfg)
 
-    from hybridrec.pipeline import STEPS, RunContext, run_steps
+    from hybridrec.context import RunContext
     from hybridrec.session import build_spark_session
 
     spark = build_spark_session(cfg)
     spark.sparkContext.setLogLevel("WARN")
-    ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id)
-    steps = STEPS if args.command == "run" else (args.command,)
-    log.info("run %s: ds %s, steps %s", ctx.run_id, ctx.ds_str, ", ".join(steps))
+    if args.command == "sql":
+        return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
+    ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
-        run_steps(ctx, steps)
+        if args.command == "evaluate":
+            _evaluate(ctx, args.json, args.tune)
+        elif args.command == "tune":
+            _tune(ctx, args.out)
+        else:
+            from hybridrec.pipeline import STEPS, run_steps
+            steps = STEPS if args.command == "run" else (args.command,)
+            log.info("run %s: ds %s, steps %s", ctx.run_id, ctx.ds_str, ", ".join(steps))
+            run_steps(ctx, steps)
     except HybridrecError as exc:
         log.error("run %s failed: %s", ctx.run_id, exc)
         return 1
     finally:
         spark.stop()
     return 0
+
+
+def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
+    from hybridrec import analytics
+
+    try:
+        ds = ds or analytics.latest_published_ds(lakehouse_root)
+        print(analytics.format_user_list(user_id, ds, analytics.user_list(lakehouse_root, user_id, ds)))
+    except HybridrecError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def _sql(spark, lakehouse_root: str, query: str, limit: int) -> int:
+    from pyspark.errors import PySparkException
+
+    from hybridrec.analytics import register_views
+
+    try:
+        log.info("views: %s", ", ".join(register_views(spark, lakehouse_root)))
+        spark.sql(query).show(limit, truncate=False)
+    except (PySparkException, HybridrecError) as exc:
+        log.error("query failed: %s", exc)
+        return 1
+    finally:
+        spark.stop()
+    return 0
+
+
+def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
+    from hybridrec import offline
+    from hybridrec.datasets import resolve_kind
+    from hybridrec.runs import recorded_step
+
+    with recorded_step(ctx.root, ctx.run_id, ctx.ds, "evaluate") as record:
+        als_by_strategy, blends = None, None
+        if tune:
+            result = offline.run_tuning(ctx)
+            log.info("tuned: ALS-only %s; hybrid %s with %s", result.als_for_als, result.als_for_hybrid, result.blend)
+            als_by_strategy = {offline.ALS: result.als_for_als, offline.HYBRID: result.als_for_hybrid,
+                               offline.CONTENT: result.als_for_hybrid, offline.POPULARITY: result.als_for_hybrid}
+            blends = {**offline.baseline_blends(ctx.cfg), offline.HYBRID: result.blend}
+        metrics = offline.run_evaluation(ctx, als_by_strategy, blends)
+        offline.write_metrics(ctx, metrics)
+        record.row_counts["metrics"] = len(metrics)
+    offline.print_metrics(metrics)
+    if json_path:
+        payload = offline.metrics_json(metrics, ctx.cfg, resolve_kind(ctx.cfg))
+        if tune:
+            payload["tuned"] = {"als_for_als": result.als_for_als.model_dump(),
+                                "als_for_hybrid": result.als_for_hybrid.model_dump(),
+                                "blend": result.blend.__dict__, "trials": len(result.trials)}
+        Path(json_path).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        if ctx.cfg.evaluate.chart:
+            chart = str(Path(json_path).with_suffix(".png"))
+            offline.write_chart(metrics, chart, ctx.cfg.evaluate.ks[0], ctx.cfg.evaluate.cold_k)
+            log.info("wrote %s and %s", json_path, chart)
+
+
+def _tune(ctx, out: str) -> None:
+    from hybridrec import offline
+    from hybridrec.runs import recorded_step
+
+    with recorded_step(ctx.root, ctx.run_id, ctx.ds, "tune") as record:
+        result = offline.run_tuning(ctx)
+        record.row_counts["trials"] = len(result.trials)
+    key = f"ndcg@{ctx.cfg.tune.k}"
+    Path(out).write_text(offline.tuned_config_toml(result, key), encoding="utf-8")
+    trials_path = Path(out).with_suffix(".trials.csv")
+    result.trials.to_csv(trials_path, index=False)
+    log.info("wrote %s (chosen settings) and %s (%d trials)", out, trials_path, len(result.trials))
 
 
 if __name__ == "__main__":

@@ -90,16 +90,51 @@ class AlsConfig(_Section):
 class RecommendConfig(_Section):
     top_n: int = Field(gt=0)
     als_weight: float = Field(ge=0)
+    recent_weight: float = Field(ge=0)
+    popularity_weight: float = Field(ge=0)
     content_weight: float = Field(ge=0)
+    recent_items: int = Field(gt=0)
     profile_max_items: int = Field(gt=0)
     recency_half_life_days: float = Field(gt=0)
+    new_item_slots: int = Field(ge=0)
+    new_item_mapped_weight: float = Field(ge=0, le=1)
+    mapping_ridge: float = Field(gt=0)
     block_bytes: int = Field(gt=0)
 
     @model_validator(mode="after")
-    def _weights_not_both_zero(self) -> RecommendConfig:
-        if self.als_weight + self.content_weight <= 0:
-            raise ValueError("als_weight + content_weight must be > 0")
+    def _some_weight(self) -> RecommendConfig:
+        if self.als_weight + self.recent_weight + self.popularity_weight + self.content_weight <= 0:
+            raise ValueError("als_weight + recent_weight + popularity_weight + content_weight must be > 0")
+        if self.new_item_slots >= self.top_n:
+            raise ValueError(f"new_item_slots ({self.new_item_slots}) must be < top_n ({self.top_n})")
         return self
+
+
+class EvaluateConfig(_Section):
+    protocol: Literal["per_user", "global_time"]
+    test_fraction: float = Field(gt=0, lt=1)
+    ks: list[int] = Field(min_length=1)
+    cold_k: int = Field(gt=0)
+    light_user_max_interactions: int = Field(gt=0)
+    max_users: int = Field(ge=0)
+    sample_seed: int
+    chart: bool
+
+
+class GateConfig(_Section):
+    enabled: bool
+    k: int = Field(gt=0)
+    max_drop_pct: float = Field(ge=0)
+
+
+class TuneConfig(_Section):
+    ranks: list[int] = Field(min_length=1)
+    reg_params: list[float] = Field(min_length=1)
+    alphas: list[float] = Field(min_length=1)
+    max_iters: list[int] = Field(min_length=1)
+    weight_step: float = Field(gt=0, le=1)
+    max_weight: float = Field(gt=0, le=1)
+    k: int = Field(gt=0)
 
 
 class Config(_Section):
@@ -113,6 +148,9 @@ class Config(_Section):
     embedding: EmbeddingConfig
     als: AlsConfig
     recommend: RecommendConfig
+    evaluate: EvaluateConfig
+    gate: GateConfig
+    tune: TuneConfig
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True)

@@ -37,3 +37,11 @@ class ReconciliationError(HybridrecError, RuntimeError):
 
 class TableNotFoundError(HybridrecError, FileNotFoundError):
     """A Delta table (or the partition a step needs) does not exist yet."""
+
+
+class QualityGateError(HybridrecError, RuntimeError):
+    """The nightly evaluation fell below the gate; the night was not published."""
+
+
+class EvaluationError(HybridrecError, ValueError):
+    """The holdout cannot be evaluated (for example no user has a positive test event)."""

@@ -5,69 +5,21 @@ be re-run alone, and every write replaces or appends in one Delta commit tagged 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from dataclasses import dataclass, field
-from datetime import date
 
-import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hybridrec import __version__, als, embed, ingest, recommend
+from hybridrec import embed, ingest, recommend
 from hybridrec import schema as S
-from hybridrec.config import Config
-from hybridrec.datasets import load_raw_inputs, resolve_kind
+from hybridrec.context import RunContext, fit_factors, model_version, positive_min_weight, scoring_inputs
+from hybridrec.datasets import load_raw_inputs
 from hybridrec.errors import ReconciliationError
-from hybridrec.io.delta import read_table, write_table
-from hybridrec.runs import StepRecord, new_run_id, recorded_step
+from hybridrec.offline import gate_step
+from hybridrec.runs import StepRecord, recorded_step
 
 log = logging.getLogger(__name__)
 
-STEPS = ("ingest", "embed_items", "train_als", "recommend", "summary")
-
-
-@dataclass
-class RunContext:
-    spark: SparkSession
-    cfg: Config
-    ds: date
-    run_id: str = ""
-    records: list[StepRecord] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.run_id = self.run_id or new_run_id(self.ds)
-
-    @property
-    def root(self) -> str:
-        return self.cfg.lakehouse.root
-
-    @property
-    def ds_str(self) -> str:
-        return self.ds.isoformat()
-
-    def read(self, spec: S.TableSpec, *, required: bool = True) -> DataFrame:
-        """The table; for a partitioned table only this run's ds."""
-        value = self.ds_str if spec.partition_by else None
-        return read_table(self.spark, self.root, spec, partition_value=value, required=required)
-
-    def write(self, df: DataFrame, spec: S.TableSpec) -> int:
-        value = self.ds_str if spec.write_mode == "replace_partition" else None
-        return write_table(df, self.root, spec, run_id=self.run_id, partition_value=value).rows
-
-
-def positive_min_weight(cfg: Config) -> float:
-    kind = resolve_kind(cfg)
-    return {"movielens": cfg.movielens.positive_min_weight, "synthetic": cfg.synthetic.positive_min_weight,
-            "files": cfg.files.positive_min_weight}[kind]
-
-
-def model_version(cfg: Config) -> str:
-    scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "model": cfg.embedding.model}
-    digest = hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{__version__}+{digest}"
+STEPS = ("ingest", "embed_items", "train_als", "gate", "recommend", "summary")
 
 
 def ingest_step(ctx: RunContext, record: StepRecord) -> None:
@@ -135,46 +87,30 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
 
 
 def train_als_step(ctx: RunContext, record: StepRecord) -> None:
-    interactions = ctx.read(S.INTERACTIONS)
-    user_indexer = als.build_indexer(S.USER_ID, als.USER_IDX).fit(interactions)
-    item_indexer = als.build_indexer(S.ITEM_ID, als.ITEM_IDX).fit(interactions)
-    user_index = als.with_dense_index(interactions, user_indexer).persist()
-    item_index = als.with_dense_index(interactions, item_indexer).persist()
-    confidence = als.with_confidence(interactions, user_index, item_index).persist()
-    model = als.build_als(ctx.cfg.als).fit(confidence)
-    user_factors, item_factors = als.factors_frames(model, user_index, item_index, ctx.ds)
+    user_factors, item_factors = fit_factors(ctx.read(S.INTERACTIONS), ctx.cfg.als, ctx.ds)
     record.row_counts["user_factors"] = ctx.write(user_factors, S.USER_FACTORS)
     record.row_counts["item_factors"] = ctx.write(item_factors, S.ITEM_FACTORS)
-    for df in (user_index, item_index, confidence):
-        df.unpersist()
+    user_factors.unpersist()
+    item_factors.unpersist()
 
 
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     cfg = ctx.cfg
     params = recommend.scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds)
     interactions = ctx.read(S.INTERACTIONS).persist()  # used for popularity, histories and new users
-    items = ctx.read(S.ITEMS)
-    embeddings = embed.latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=cfg.embedding.model)
-    item_factors = ctx.read(S.ITEM_FACTORS).select(S.ITEM_ID, S.FEATURES)
-    popularity = recommend.with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
-                                           half_life_days=params.recency_half_life_days)
-    item_side = (items.select(S.ITEM_ID).join(item_factors, S.ITEM_ID, "left")
-                 .join(embeddings, S.ITEM_ID, "left").join(popularity, S.ITEM_ID, "left"))
-    index = recommend.build_item_index(item_side.toPandas())
-    index_bc = ctx.spark.sparkContext.broadcast(index)
-    positions = ctx.spark.createDataFrame(pd.DataFrame({
-        S.ITEM_ID: index.item_ids, recommend.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
-    histories = recommend.with_histories(interactions, positions, ctx.read(S.USER_FACTORS))
-    hybrid = recommend.with_hybrid_recommendations(histories, index_bc, params)
+    inputs = scoring_inputs(ctx, interactions=interactions, items=ctx.read(S.ITEMS),
+                            item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
+                            params=params)
+    hybrid = recommend.with_hybrid_recommendations(inputs.histories, inputs.index_bc, params)
     users_without_history = ctx.read(S.USERS).join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
-    top_popular = ctx.spark.createDataFrame(recommend.popularity_top_n(index, params.top_n))
+    top_popular = ctx.spark.createDataFrame(recommend.popularity_top_n(inputs.index, params.top_n))
     popular = recommend.with_popularity_recommendations(users_without_history, top_popular)
     rows = recommend.with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg),
                                       run_id=ctx.run_id, ds=ctx.ds)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
-    record.row_counts["items_without_factors"] = int((~index.has_factors).sum())
-    record.row_counts["items_without_embedding"] = int((~index.has_embedding).sum())
-    index_bc.unpersist()
+    record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
+    record.row_counts["items_without_embedding"] = int((~inputs.index.has_embedding).sum())
+    inputs.release()
     interactions.unpersist()
 
 
@@ -187,6 +123,7 @@ STEP_FUNCTIONS = {
     "ingest": ingest_step,
     "embed_items": embed_items_step,
     "train_als": train_als_step,
+    "gate": gate_step,
     "recommend": recommend_step,
     "summary": summary_step,
 }

@@ -1,12 +1,22 @@
 """Hybrid top-N scoring, block-wise inside Python workers.
 
 Item-side matrices (ALS factors, embeddings, popularity) are broadcast once; users arrive in
-Arrow batches with their history and factors. For each block of users the worker computes
-ALS scores (U·Vᵀ) and content scores (profile·Eᵀ, profile = recency-weighted mean embedding of
-the user's recent positive items), z-normalises each per user, blends them with the configured
-weights over the signals an item has (an item without ALS factors is ranked by content alone),
-masks seen items and takes the top N with argpartition. This is a matmul per block, not a
-cross join, and unlike `recommendForAllUsers` it excludes what the user has already seen.
+Arrow batches with their history and factors. For each block of users the worker computes, as
+matrix products rather than a cross join:
+
+- als: U·Vᵀ, the ALS dot product;
+- recent: mean positive cosine, in ALS factor space, to the user's few most recent positive items
+  (MovieLens users rate in sessions, so what they did last predicts what comes next);
+- popularity: log of the recency-decayed number of users per item;
+- content: cosine of centred item embeddings to the user's recency-weighted positive profile.
+
+Each signal is z-normalised per user over items with interactions and blended with the configured
+weights. Items with no interactions yet (no ALS factors) cannot be ranked by those signals; they get
+their own score, half "what ALS would say" through a ridge regression from embeddings to ALS item
+factors trained on the warm items, half content, and fill `new_item_slots` places at the end of the
+list. Seen items are masked; top-N uses argpartition. Unlike `recommendForAllUsers`, seen items are
+excluded. One pass can score several blends (`ScoringParams.blends`), which is how evaluation and
+tuning compare strategies on the same factors.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ HIST_WEIGHT = "hist_weight"
 HIST_TS = "hist_ts"
 POPULARITY = "popularity"
 HYBRID = "hybrid"
+NEW_ITEM_STRATEGY = "new_item"
 POPULARITY_STRATEGY = "popularity"
 
 SCORED_SCHEMA = T.StructType([
@@ -51,11 +62,14 @@ SCORED_SCHEMA = T.StructType([
 class ItemIndex:
     """Item-side arrays, row i = item_ids[i]. Missing factors/embeddings are zero rows with a False mask."""
     item_ids: np.ndarray          # (n,) str
-    factors: np.ndarray           # (n, rank) float32
+    factors: np.ndarray           # (n, rank) float32 ALS factors
+    factors_unit: np.ndarray      # (n, rank) the same, L2-normalised (for the recent-item cosine)
+    mapped_factors: np.ndarray    # (n, rank) ALS factors predicted from the embedding (ridge)
     has_factors: np.ndarray       # (n,) bool
-    embeddings: np.ndarray        # (n, dim) float32, L2-normalised rows
+    embeddings: np.ndarray        # (n, dim) float32, L2-normalised rows as the model gave them
+    content: np.ndarray           # (n, dim) embeddings centred on the catalogue mean, re-normalised
     has_embedding: np.ndarray     # (n,) bool
-    popularity: np.ndarray        # (n,) float32
+    popularity: np.ndarray        # (n,) float32 recency-decayed users per item
 
 
 @dataclass(frozen=True)
@@ -67,18 +81,45 @@ class History:
 
 
 @dataclass(frozen=True)
+class Blend:
+    """Weights of the per-user z-scored signals, and how many list places go to new items."""
+    als: float
+    recent: float
+    popularity: float
+    content: float
+    new_item_slots: int
+
+    @property
+    def uses_interactions(self) -> bool:
+        return self.als + self.recent + self.popularity > 0
+
+
+@dataclass(frozen=True)
 class ScoringParams:
     top_n: int
-    als_weight: float
-    content_weight: float
+    blends: tuple[tuple[str, Blend], ...]   # (strategy name, blend); one list per user per blend
     positive_min_weight: float
+    recent_items: int
     profile_max_items: int
     recency_half_life_days: float
+    new_item_mapped_weight: float
     block_bytes: int
     as_of_epoch_s: float          # end of the run date: recency is measured from here
+    mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
+    explain: bool = True          # fill reason_item_id (evaluation does not need it)
 
 
-def build_item_index(items_pdf: pd.DataFrame) -> ItemIndex:
+def blend_from_config(cfg: RecommendConfig) -> Blend:
+    return Blend(als=cfg.als_weight, recent=cfg.recent_weight, popularity=cfg.popularity_weight,
+                 content=cfg.content_weight, new_item_slots=cfg.new_item_slots)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.where(norm > 0, x / np.where(norm > 0, norm, 1), 0).astype(np.float32)
+
+
+def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0) -> ItemIndex:
     """From pandas rows item_id, features (array|None), embedding (array|None), popularity."""
     items_pdf = items_pdf.sort_values(S.ITEM_ID, kind="stable").reset_index(drop=True)
 
@@ -92,21 +133,36 @@ def build_item_index(items_pdf: pd.DataFrame) -> ItemIndex:
 
     factors, has_factors = stack(S.FEATURES)
     embeddings, has_embedding = stack(S.EMBEDDING)
+    # Centring removes the direction every MiniLM vector shares, so cosines spread out.
+    content = embeddings.copy()
+    if has_embedding.any():
+        content[has_embedding] = _unit_rows(embeddings[has_embedding] - embeddings[has_embedding].mean(axis=0))
     return ItemIndex(
         item_ids=items_pdf[S.ITEM_ID].to_numpy(str),
-        factors=factors, has_factors=has_factors,
-        embeddings=embeddings, has_embedding=has_embedding,
+        factors=factors, factors_unit=_unit_rows(factors),
+        mapped_factors=_embedding_to_factors(content, factors, has_embedding & has_factors, mapping_ridge),
+        has_factors=has_factors, embeddings=embeddings, content=content, has_embedding=has_embedding,
         popularity=items_pdf[POPULARITY].fillna(0.0).to_numpy(np.float32),
     )
 
 
-def scoring_params(cfg_recommend: RecommendConfig, positive_min_weight: float, ds: date) -> ScoringParams:
+def _embedding_to_factors(content: np.ndarray, factors: np.ndarray, train: np.ndarray, ridge: float) -> np.ndarray:
+    """Ridge regression embedding -> ALS item factors on warm items, applied to every item."""
+    if train.sum() < 2:
+        return np.zeros_like(factors)
+    x, y = content[train].astype(np.float64), factors[train].astype(np.float64)
+    weights = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+    return (content @ weights).astype(np.float32)
+
+
+def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
+                   blends: tuple[tuple[str, Blend], ...] | None = None) -> ScoringParams:
     return ScoringParams(
-        top_n=cfg_recommend.top_n, als_weight=cfg_recommend.als_weight,
-        content_weight=cfg_recommend.content_weight, positive_min_weight=positive_min_weight,
-        profile_max_items=cfg_recommend.profile_max_items,
-        recency_half_life_days=cfg_recommend.recency_half_life_days,
-        block_bytes=cfg_recommend.block_bytes, as_of_epoch_s=day_end(ds).timestamp(),
+        top_n=cfg.top_n, blends=blends or ((HYBRID, blend_from_config(cfg)),),
+        positive_min_weight=positive_min_weight, recent_items=cfg.recent_items,
+        profile_max_items=cfg.profile_max_items, recency_half_life_days=cfg.recency_half_life_days,
+        new_item_mapped_weight=cfg.new_item_mapped_weight, block_bytes=cfg.block_bytes,
+        as_of_epoch_s=day_end(ds).timestamp(),
     )
 
 
@@ -148,87 +204,166 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - mean) / np.sqrt(var).clip(min=1e-6)
 
 
+def _positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
+    """The user's most recent positive history items (newest first) that have `mask`."""
+    keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
+    pos, weight, ts = hist.pos[keep], hist.weight[keep], hist.ts[keep]
+    recent = np.argsort(-ts, kind="stable")[:limit]
+    return pos[recent], weight[recent], ts[recent]
+
+
 def _profiles(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Content profile per user and the history positions it was built from."""
-    profiles = np.zeros((len(histories), index.embeddings.shape[1]), dtype=np.float32)
+    """Content profile per user (recency-weighted mean of centred embeddings) and its source items."""
+    profiles = np.zeros((len(histories), index.content.shape[1]), dtype=np.float32)
     sources: list[np.ndarray] = []
     for row, hist in enumerate(histories):
-        pos, weight, ts = hist.pos, hist.weight, hist.ts
-        keep = (weight >= p.positive_min_weight) & index.has_embedding[pos]
-        pos, weight, ts = pos[keep], weight[keep], ts[keep]
-        recent = np.argsort(-ts, kind="stable")[: p.profile_max_items]
-        pos, weight, ts = pos[recent], weight[recent], ts[recent]
+        pos, weight, ts = _positives(hist, index, p, p.profile_max_items, index.has_embedding)
         sources.append(pos)
         if len(pos) == 0:
             continue
         age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
         w = weight * np.power(0.5, age_days / p.recency_half_life_days)
-        vec = (w[:, None] * index.embeddings[pos]).sum(axis=0)
+        vec = (w[:, None] * index.content[pos]).sum(axis=0)
         norm = np.linalg.norm(vec)
         if norm > 0:
             profiles[row] = vec / norm
     return profiles, sources
 
 
+def _recent_similarity(histories: list[History], index: ItemIndex, p: ScoringParams) -> np.ndarray:
+    """(users, items) mean positive cosine in ALS factor space to each user's recent positive items."""
+    out = np.full((len(histories), len(index.item_ids)), np.nan, dtype=np.float32)
+    for row, hist in enumerate(histories):
+        pos, _, _ = _positives(hist, index, p, p.recent_items, index.has_factors)
+        if len(pos):
+            out[row] = np.maximum(index.factors_unit[pos] @ index.factors_unit.T, 0).mean(axis=0)
+    out[:, ~index.has_factors] = np.nan
+    return out
+
+
+def _blend(signals: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted mean of z-scored signals over the ones that are finite per entry; NaN where none is."""
+    total = numerator = 0.0
+    for name, weight in weights.items():
+        if weight <= 0:
+            continue
+        z = signals[name]
+        present = np.isfinite(z)
+        numerator = numerator + np.where(present, weight * z, 0.0)
+        total = total + np.where(present, weight, 0.0)
+    if isinstance(total, float):
+        raise ValueError("a blend needs at least one positive weight")
+    return np.where(total > 0, numerator / np.where(total > 0, total, 1), np.nan)
+
+
+def _top(score: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the column indices of the k largest finite scores, best first (ties by position)."""
+    n = score.shape[1]
+    if k <= 0 or n == 0:
+        return np.zeros((score.shape[0], 0), dtype=np.int64)
+    k = min(k, n)
+    top = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (score.shape[0], 1))
+    order = np.lexsort((top, -np.take_along_axis(score, top, axis=1)), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
 def score_block(
     user_ids: list[str], factors: list, histories: list[History], index: ItemIndex, p: ScoringParams
 ) -> pd.DataFrame:
-    """Top-N rows (SCORED_SCHEMA) for one block of users."""
+    """Top-N rows (SCORED_SCHEMA) for one block of users, one list per blend in `p.blends`."""
     n_users = len(user_ids)
-    has_user_factors = np.array([f is not None and len(f) > 0 for f in factors])
+    has_user_factors = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
     user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
     if has_user_factors.any():
         user_factors[has_user_factors] = np.stack([f for f in factors if f is not None and len(f) > 0])
+    new_items = ~index.has_factors & index.has_embedding
+    blends = [b for _, b in p.blends]
+
     als = user_factors @ index.factors.T
     als[:, ~index.has_factors] = np.nan
     als[~has_user_factors] = np.nan
     profiles, profile_sources = _profiles(histories, index, p)
-    has_profile = np.array([len(s) > 0 for s in profile_sources])
-    content = profiles @ index.embeddings.T
+    content = profiles @ index.content.T
     content[:, ~index.has_embedding] = np.nan
-    content[~has_profile] = np.nan
-
-    z_als, z_content = _zscore(als), _zscore(content)
-    w_als = np.where(np.isfinite(z_als), p.als_weight, 0.0)
-    w_content = np.where(np.isfinite(z_content), p.content_weight, 0.0)
-    total = w_als + w_content
-    blended = (w_als * np.nan_to_num(z_als) + w_content * np.nan_to_num(z_content)) / np.where(total > 0, total, 1)
-    score = np.where(total > 0, blended, -np.inf)
+    content[[len(s) == 0 for s in profile_sources]] = np.nan
+    seen = np.zeros((n_users, len(index.item_ids)), dtype=bool)
     for row, hist in enumerate(histories):
-        score[row, hist.pos] = -np.inf  # never recommend what the user already interacted with
+        seen[row, hist.pos] = True  # never recommend what the user already interacted with
 
-    k = min(p.top_n, score.shape[1])
-    top = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < score.shape[1] else np.tile(np.arange(k), (n_users, 1))
-    top_scores = np.take_along_axis(score, top, axis=1)
-    order = np.lexsort((top, -top_scores), axis=1)
-    top = np.take_along_axis(top, order, axis=1)
+    warm = {"als": _zscore(als), "content": _zscore(np.where(index.has_factors, content, np.nan))}
+    if any(b.recent > 0 for b in blends):
+        warm["recent"] = _zscore(_recent_similarity(histories, index, p))
+    if any(b.popularity > 0 for b in blends):
+        log_popularity = np.where(index.has_factors, np.log1p(index.popularity), np.nan)
+        warm["popularity"] = _zscore(np.broadcast_to(log_popularity, als.shape))
+    all_content = {"content": _zscore(content)}
+    if any(b.new_item_slots > 0 for b in blends) and new_items.any():
+        mapped = user_factors @ index.mapped_factors.T
+        mapped[:, ~new_items] = np.nan
+        mapped[~has_user_factors] = np.nan
+        new_score = _blend({"mapped": _zscore(mapped), "content": _zscore(np.where(new_items, content, np.nan))},
+                           {"mapped": p.new_item_mapped_weight, "content": 1.0 - p.new_item_mapped_weight})
+        new_score = np.where(seen | ~np.isfinite(new_score), -np.inf, new_score)
+    else:
+        new_score = None
 
     frames = []
-    for row in range(n_users):
-        items = top[row][np.isfinite(score[row, top[row]])]
-        if len(items) == 0:
+    for name, blend in p.blends:
+        weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
+        # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
+        score = _blend(warm, weights) if blend.uses_interactions else _blend(all_content, weights)
+        score = np.where(seen | ~np.isfinite(score), -np.inf, score)
+        slots = blend.new_item_slots if (new_score is not None and blend.uses_interactions) else 0
+        main_top = _top(score, p.top_n)
+        main_scores = np.take_along_axis(score, main_top, axis=1)
+        new_top = _top(new_score, slots) if slots else np.zeros((n_users, 0), dtype=np.int64)
+        new_scores = np.take_along_axis(new_score, new_top, axis=1) if slots else np.zeros((n_users, 0))
+        new_keep = np.isfinite(new_scores)
+        # Finite scores come first in each top list, so "keep" is a prefix of every row.
+        room = p.top_n - new_keep.sum(axis=1, keepdims=True)
+        main_keep = np.isfinite(main_scores) & (np.cumsum(np.isfinite(main_scores), axis=1) <= room)
+        keep = np.concatenate([main_keep, new_keep], axis=1)
+        if not keep.any():
             continue
-        reason_pool = profile_sources[row] if len(profile_sources[row]) else histories[row].pos
-        reason_pool = reason_pool[index.has_embedding[reason_pool]]
-        if len(reason_pool):
-            sims = index.embeddings[items] @ index.embeddings[reason_pool].T
-            reasons = index.item_ids[reason_pool[np.argmax(sims, axis=1)]].astype(object)
-            reasons[~index.has_embedding[items]] = None
-        else:
-            reasons = np.full(len(items), None, dtype=object)
+        items = np.concatenate([main_top, new_top], axis=1)[keep]
+        rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
+        is_new = np.concatenate([np.zeros_like(main_keep), np.ones_like(new_keep)], axis=1)[keep]
+        strategy = np.where(is_new, NEW_ITEM_STRATEGY, name) if p.mark_new_items else np.full(len(items), name)
         frames.append(pd.DataFrame({
-            S.USER_ID: user_ids[row],
-            S.RANK: np.arange(1, len(items) + 1, dtype=np.int32),
+            S.USER_ID: np.asarray(user_ids, dtype=object)[rows],
+            S.RANK: np.cumsum(keep, axis=1)[keep].astype(np.int32),
             S.ITEM_ID: index.item_ids[items],
-            S.SCORE: score[row, items].astype(np.float64),
-            S.ALS_SCORE: _nullable(als[row, items]),
-            S.CONTENT_SCORE: _nullable(content[row, items]),
-            S.REASON_ITEM_ID: reasons,
-            S.STRATEGY: HYBRID,
+            S.SCORE: np.concatenate([main_scores, new_scores], axis=1)[keep].astype(np.float64),
+            S.ALS_SCORE: _nullable(als[rows, items]),
+            S.CONTENT_SCORE: _nullable(content[rows, items]),
+            S.REASON_ITEM_ID: (_block_reasons(rows, items, profile_sources, histories, index) if p.explain
+                               else np.full(len(items), None, dtype=object)),
+            S.STRATEGY: strategy.astype(object),
         }))
     if not frames:
         return pd.DataFrame({f.name: [] for f in SCORED_SCHEMA.fields})
     return pd.concat(frames, ignore_index=True)
+
+
+def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np.ndarray],
+                   histories: list[History], index: ItemIndex) -> np.ndarray:
+    out = np.full(len(items), None, dtype=object)
+    for row in np.unique(rows):
+        at = rows == row
+        out[at] = _reasons(items[at], profile_sources[row], histories[row], index)
+    return out
+
+
+def _reasons(items: np.ndarray, profile_source: np.ndarray, hist: History, index: ItemIndex) -> np.ndarray:
+    """Per recommended item, the history item whose embedding is closest ("because you liked ...")."""
+    pool = profile_source if len(profile_source) else hist.pos
+    pool = pool[index.has_embedding[pool]]
+    if not len(pool):
+        return np.full(len(items), None, dtype=object)
+    sims = index.embeddings[items] @ index.embeddings[pool].T
+    reasons = index.item_ids[pool[np.argmax(sims, axis=1)]].astype(object)
+    reasons[~index.has_embedding[items]] = None
+    return reasons
 
 
 def _nullable(values: np.ndarray) -> pd.Series:
@@ -243,8 +378,8 @@ def with_hybrid_recommendations(
     def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         index: ItemIndex = index_bc.value  # unpickled once per worker process
         n_items = max(1, len(index.item_ids))
-        # A few (users x items) float matrices live at once: keep them inside block_bytes.
-        block = max(1, params.block_bytes // (n_items * 4 * 6))
+        # About a dozen (users x items) float matrices live at once: keep them inside block_bytes.
+        block = max(1, params.block_bytes // (n_items * 4 * (12 + params.recent_items)))
         for batch in batches:
             for start in range(0, len(batch), block):
                 part = batch.iloc[start:start + block]

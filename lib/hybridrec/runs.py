@@ -26,6 +26,7 @@ class StepRecord:
     seconds: float = 0.0
     status: str = "running"
     row_counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None    # a note for the audit trail (failed steps get the error)
 
 
 @contextmanager
@@ -35,19 +36,18 @@ def recorded_step(lakehouse_root: str, run_id: str, ds: date, step: str) -> Iter
     started_at = datetime.now(UTC)  # wall clock for the audit trail only, never logic
     start = time.perf_counter()
     log.info("step %s: started (run %s, ds %s)", step, run_id, ds)
-    message = None
     try:
         yield record
         record.status = "succeeded"
     except BaseException as exc:
         record.status = "failed"
-        message = f"{type(exc).__name__}: {exc}"[:4000]
+        record.message = f"{type(exc).__name__}: {exc}"[:4000]
         raise
     finally:
         record.seconds = time.perf_counter() - start
         append_rows([{
             "run_id": run_id, "ds": ds, "step": step, "started_at": started_at,
             "ended_at": datetime.now(UTC), "status": record.status,
-            "row_counts": record.row_counts, "message": message,
+            "row_counts": record.row_counts, "message": record.message,
         }], lakehouse_root, RUNS, run_id=run_id)
         log.info("step %s: %s in %.1fs %s", step, record.status, record.seconds, record.row_counts)

@@ -159,11 +159,12 @@ RECOMMENDATIONS = TableSpec(
         _field(USER_ID, T.StringType(), "User id.", False),
         _field(RANK, T.IntegerType(), "1 = best.", False),
         _field(ITEM_ID, T.StringType(), "Recommended item; never one the user already interacted with.", False),
-        _field(SCORE, T.DoubleType(), "Blended score (per-user normalised components, weighted).", False),
+        _field(SCORE, T.DoubleType(), "Blended per-user z-score; comparable within one user's list and strategy.", False),
         _field(ALS_SCORE, T.DoubleType(), "Raw ALS dot product; null for items without ALS factors."),
-        _field(CONTENT_SCORE, T.DoubleType(), "Cosine of item embedding to the user's profile; null without profile."),
+        _field(CONTENT_SCORE, T.DoubleType(), "Cosine of centred item embedding to the user's profile; null without one."),
         _field(REASON_ITEM_ID, T.StringType(), "History item most similar to the recommendation (null for popularity)."),
-        _field(STRATEGY, T.StringType(), "hybrid, or popularity for users without history.", False),
+        _field(STRATEGY, T.StringType(), "hybrid; new_item for places kept for items without interactions; "
+               "popularity for users without history.", False),
         _field(MODEL_VERSION, T.StringType(), "Package version + hash of the scoring config.", False),
         _field(RUN_ID, T.StringType(), "Run that produced the row.", False),
         _DS_FIELD,
@@ -183,14 +184,55 @@ RUNS = TableSpec(
         _field("ended_at", T.TimestampType(), "Wall-clock end (UTC).", False),
         _field("status", T.StringType(), "succeeded or failed.", False),
         _field("row_counts", T.MapType(T.StringType(), T.LongType()), "Counts the step produced."),
-        _field("message", T.StringType(), "Error message when failed."),
+        _field("message", T.StringType(), "Error when failed; otherwise a note (e.g. the quality gate result)."),
     ]),
     partition_by=(),
     write_mode="append",
     description="One row per step per run: timing, status and row counts.",
 )
 
+METRICS = TableSpec(
+    name="metrics",
+    schema=T.StructType([
+        _field(DS, T.DateType(), "Run date the evaluation belongs to (partition).", False),
+        _field(RUN_ID, T.StringType(), "Run that evaluated; a ds evaluated twice has two run ids.", False),
+        _field(STRATEGY, T.StringType(), "popularity, als, content or hybrid.", False),
+        _field("segment", T.StringType(), "all, light_users (few training events) or cold_items.", False),
+        _field("metric", T.StringType(), "precision, recall, ndcg, map, hit_rate, coverage, novelty, diversity, users.",
+               False),
+        _field("k", T.IntegerType(), "List cut-off the metric is measured at.", False),
+        _field("value", T.DoubleType(), "Metric value, averaged over evaluated users where per-user.", False),
+    ]),
+    partition_by=(DS,),
+    write_mode="append",
+    description="Offline evaluation on a holdout of each night's interactions, one row per strategy/segment/metric/k.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS, RUNS)
+    for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS,
+              RUNS, METRICS)
 }
+
+
+_CHANGES = {
+    "replace_partition": "each run replaces its own `ds` partition in one commit (a re-run never duplicates)",
+    "append": "each run appends; rows are never rewritten",
+    "overwrite": "each run replaces the whole table in one commit",
+}
+
+
+def contracts_markdown() -> str:
+    """docs/tables.md: every table's contract, generated from the specs above (a test keeps it in sync)."""
+    lines = ["# Table contracts", "",
+             "Generated from `lib/hybridrec/schema.py` by `hybridrec.schema.contracts_markdown()`; the same",
+             "descriptions are stored in each Delta table (table description, column comment metadata).", ""]
+    for spec in TABLES.values():
+        partition = ", ".join(f"`{c}`" for c in spec.partition_by) or "none"
+        lines += [f"## `{spec.name}`", "", spec.description, "",
+                  f"Partitioned by: {partition}. Per run: {_CHANGES[spec.write_mode]}.", "",
+                  "| column | type | null | meaning |", "|---|---|---|---|"]
+        lines += [f"| `{f.name}` | `{f.dataType.simpleString()}` | {'yes' if f.nullable else 'no'} | "
+                  f"{f.metadata.get('comment', '')} |" for f in spec.schema.fields]
+        lines.append("")
+    return "\n".join(lines)

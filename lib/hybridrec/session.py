@@ -33,7 +33,7 @@ def build_spark_session(cfg: Config) -> SparkSession:
         # Delta readers (delta-rs, DuckDB) expect INT64 micros, not Spark's legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.python.worker.reuse": "true",
-        "spark.ui.showConsoleProgress": "true",
+        "spark.ui.showConsoleProgress": "false",  # step logs report progress; bars clutter scheduler logs
         "spark.executorEnv.HF_HUB_OFFLINE": "1",
         "spark.executorEnv.TOKENIZERS_PARALLELISM": "false",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",

@@ -11,7 +11,7 @@ from hybridrec import schema as S
 from hybridrec.io.delta import table_path, table_row_count, table_version
 
 if TYPE_CHECKING:
-    from hybridrec.pipeline import RunContext
+    from hybridrec.context import RunContext
 
 SAMPLE_USERS = 3
 SAMPLE_RANKS = 5

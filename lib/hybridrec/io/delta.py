@@ -60,7 +60,13 @@ def check_schema(df: DataFrame, spec: TableSpec) -> None:
 
 
 def arrow_schema(spec: TableSpec) -> pa.Schema:
-    return to_arrow_schema(spec.schema, timezone="UTC")
+    """The contract as Arrow; each column's comment becomes Delta field metadata `comment` (the key
+    Spark and Databricks show in DESCRIBE), so readers of the log can discover it."""
+    arrow = to_arrow_schema(spec.schema, timezone="UTC")
+    return pa.schema([
+        pa.field(f.name, f.type, f.nullable, metadata={"comment": field.metadata.get("comment", "")})
+        for f, field in zip(arrow, spec.schema.fields, strict=True)
+    ])
 
 
 def _delta_table(path: str, version: int | None = None) -> DeltaTable | None:

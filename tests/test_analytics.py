@@ -1,0 +1,126 @@
+"""The analysts' surface on a two-night topic lakehouse: contracts in the Delta log, Spark SQL
+views, DuckDB/pandas without Spark, `hybridrec show` and `sql`, and the notebooks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import pytest
+from chispa import assert_df_equality
+from nbclient import NotebookClient
+
+from conftest import make_config
+from hybridrec import analytics, offline
+from hybridrec import schema as S
+from hybridrec.cli import main
+from hybridrec.context import RunContext
+from hybridrec.io.delta import read_table
+from hybridrec.pipeline import STEPS, run_steps
+from topic_data import files_settings, write_topic_dataset
+
+NIGHTS = (date(2026, 11, 21), date(2026, 11, 22))
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def lakehouse(spark, tmp_path_factory):
+    """Two published nights, each evaluated (metrics rows); returns (root, settings)."""
+    base = tmp_path_factory.mktemp("analytics")
+    root = str(base / "lakehouse")
+    settings = [f'lakehouse.root="{root}"', *files_settings(write_topic_dataset(base / "input")), "evaluate.cold_k=5"]
+    for ds in NIGHTS:
+        ctx = RunContext(spark=spark, cfg=make_config(root, *settings), ds=ds)
+        run_steps(ctx, STEPS)
+        offline.write_metrics(ctx, offline.run_evaluation(ctx))
+    return root, settings
+
+
+def test_every_table_carries_its_contract_in_the_delta_log(lakehouse):
+    root, _ = lakehouse
+    for spec in S.TABLES.values():
+        contract = analytics.table_contract(root, spec)
+        assert contract["name"] == spec.name and contract["description"] == spec.description
+        assert contract["partition_by"] == list(spec.partition_by)
+        assert [(name, comment) for name, _, comment in contract["columns"]] == [
+            (f.name, f.metadata["comment"]) for f in spec.schema.fields]
+
+
+def test_spark_views_match_the_tables(spark, lakehouse):
+    root, _ = lakehouse
+    assert analytics.register_views(spark, root) == list(analytics.VIEWS)
+    newest = NIGHTS[-1].isoformat()
+    expected = read_table(spark, root, S.RECOMMENDATIONS, partition_value=newest)
+    assert_df_equality(spark.table("recommendations_latest"), expected, ignore_row_order=True)
+    assert spark.table("recommendations").select(S.DS).distinct().count() == len(NIGHTS)
+    assert spark.sql("SELECT count(*) AS n, count(DISTINCT item_id) AS d FROM items").first() == (18, 18)
+    assert {r[0] for r in spark.sql("SELECT DISTINCT ds FROM metrics").collect()} == set(NIGHTS)
+    assert spark.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'").first()[0] == 2 * len(STEPS)
+
+
+def test_duckdb_and_pandas_read_the_same_rows_without_spark(spark, lakehouse):
+    root, _ = lakehouse
+    con = analytics.duckdb_connection(root)
+    latest = con.execute("SELECT count(*), min(ds), max(ds) FROM recommendations_latest").fetchone()
+    spark_latest = read_table(spark, root, S.RECOMMENDATIONS, partition_value=NIGHTS[-1].isoformat()).count()
+    assert latest == (spark_latest, NIGHTS[-1], NIGHTS[-1])
+    assert con.execute("SELECT count(*) FROM recommendations").fetchone()[0] == 2 * spark_latest
+    strategies = {r[0] for r in con.execute("SELECT DISTINCT strategy FROM metrics").fetchall()}
+    assert strategies == {"popularity", "als", "content", "hybrid"}
+    frame = analytics.read_pandas(root, S.RECOMMENDATIONS, ds=NIGHTS[0], user_id="space_fan_0")
+    assert len(frame) == 5 and set(frame[S.DS]) == {NIGHTS[0]}
+
+
+def test_show_prints_titles_scores_and_the_reason(lakehouse, capsys):
+    root, _ = lakehouse
+    rows = analytics.user_list(root, "space_fan_0")
+    assert rows[S.RANK].tolist() == [1, 2, 3, 4, 5]
+    assert rows[S.TITLE].notna().all()
+    new_item = rows[rows[S.STRATEGY] == "new_item"].iloc[0]
+    assert new_item[S.TITLE] == "Galaxy Drift" and new_item["because_you_liked"] in {
+        "Starship Horizon", "Orbital Colony", "Alien Signal", "Comet Run", "Moon Base"}
+    assert main(["show", "--user", "space_fan_0", "--set", f'lakehouse.root="{root}"']) == 0
+    out = capsys.readouterr().out
+    assert "user space_fan_0, ds 2026-11-22" in out and "Galaxy Drift [cold_space]" in out
+    assert "because you liked" in out
+
+
+def test_show_names_a_missing_user(lakehouse, caplog):
+    root, _ = lakehouse
+    assert main(["show", "--user", "nobody", "--set", f'lakehouse.root="{root}"']) == 1
+    assert "no recommendations for user 'nobody'" in caplog.text
+
+
+@pytest.mark.slow
+def test_sql_command_prints_the_query_result(lakehouse):
+    root, _ = lakehouse
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    cmd = [sys.executable, "-m", "hybridrec.cli", "sql", "--set", f'lakehouse.root="{root}"',
+           "SELECT strategy, count(*) AS n FROM recommendations_latest GROUP BY strategy ORDER BY strategy"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "new_item" in done.stdout and "popularity" in done.stdout and "hybrid" in done.stdout
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom_and_draws_a_chart(lakehouse, notebook, monkeypatch):
+    root, _ = lakehouse
+    monkeypatch.setenv("HYBRIDREC_LAKEHOUSE", root)
+    book = nbformat.read(notebook, as_version=4)
+    assert not any(c.get("outputs") for c in book.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    charts = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert charts, f"{notebook.name} drew no chart"
+
+
+def test_there_are_three_notebooks():
+    assert [p.stem for p in NOTEBOOKS] == ["01_explore_recommendations", "02_quality_over_time", "03_new_items"]
+
+
+def test_docs_table_contracts_are_generated_from_the_schema():
+    docs = (Path(__file__).parent.parent / "docs" / "tables.md").read_text(encoding="utf-8")
+    assert docs == S.contracts_markdown(), "regenerate docs/tables.md from hybridrec.schema.contracts_markdown()"
