@@ -195,7 +195,9 @@ def gate_step(ctx: RunContext, record: StepRecord) -> None:
     failures = gate_failures(metrics, k=gate.k, max_drop_pct=gate.max_drop_pct, previous_ndcg=previous)
     record.row_counts.update({"metrics": len(metrics), "gate_failures": len(failures)})
     hybrid = metric_value(metrics, HYBRID, "ndcg", gate.k)
-    summary = f"hybrid ndcg@{gate.k} {hybrid:.4f}; last published ({previous_ds}) {previous}"
+    last = "none earlier" if previous is None else f"{previous:.4f} on {previous_ds}"
+    summary = f"hybrid ndcg@{gate.k} {hybrid:.4f} (ALS-only {metric_value(metrics, ALS, 'ndcg', gate.k):.4f}); " \
+              f"last published night: {last}"
     if failures and ctx.force:
         record.row_counts["gate_forced"] = 1
         record.message = "FORCED past the quality gate: " + "; ".join(failures)
