@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/hybridrec run --ds $(DS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests jobs
+	$(BIN)/ruff check lib tests jobs airflow_dags
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

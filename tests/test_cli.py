@@ -35,6 +35,8 @@ def test_quality_commands_and_force_flag():
     parser = build_parser()
     assert parser.parse_args(["run", "--ds", "2026-11-22", "--force"]).force
     assert not parser.parse_args(["run", "--ds", "2026-11-22"]).force
+    assert not parser.parse_args(["gate", "--ds", "2026-11-22", "--force=False"]).force  # Jinja renders False
+    assert parser.parse_args(["gate", "--ds", "2026-11-22", "--force=true"]).force
     evaluate = parser.parse_args(["evaluate", "--ds", "2026-11-22", "--json", "out.json", "--tune"])
     assert (evaluate.json, evaluate.tune) == ("out.json", True)
     assert parser.parse_args(["tune", "--ds", "2026-11-22", "--out", "tuned.toml"]).out == "tuned.toml"

@@ -23,6 +23,14 @@ def _ds(value: str) -> date:
         raise argparse.ArgumentTypeError(f"--ds expects a date YYYY-MM-DD, got {value!r}") from exc
 
 
+def _flag(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"--force expects true or false, got {value!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hybridrec.pipeline import STEPS
 
@@ -34,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--ds", type=_ds, required=True, help="run date YYYY-MM-DD (the night being computed)")
     common.add_argument("--run-id", default="", help="run id to record (default: generated)")
     force = argparse.ArgumentParser(add_help=False)
-    force.add_argument("--force", action="store_true",
-                       help="publish even if the quality gate fails (recorded in the runs table)")
+    force.add_argument("--force", type=_flag, nargs="?", const=True, default=False, metavar="true|false",
+                       help="publish even if the quality gate fails (recorded in the runs table); "
+                            "--force=false is accepted so schedulers can template it")
     parser = argparse.ArgumentParser(prog="hybridrec", description="Nightly hybrid recommender on Spark.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", parents=[common, force], help="run every step: " + " -> ".join(STEPS))
