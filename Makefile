@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 DS ?= 2026-11-22
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint clean
+PACK_DIR ?= dist
+
+.PHONY: setup demo test lint clean pack
 
 setup: $(STAMP)
 
@@ -25,6 +27,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The environment executors need, as one archive for spark-submit --archives (see README).
+pack: $(STAMP)
+	rm -rf $(PACK_DIR)/env $(PACK_DIR)/hybridrec-env.tar.gz
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(PACK_DIR) .
+	$(PYTHON) -m venv $(PACK_DIR)/env
+	$(PACK_DIR)/env/bin/python -m pip install --quiet $(PACK_DIR)/hybridrec-*.whl venv-pack==0.2.0
+	$(PACK_DIR)/env/bin/venv-pack --quiet -p $(PACK_DIR)/env -o $(PACK_DIR)/hybridrec-env.tar.gz
 
 clean:
 	rm -rf lakehouse .pytest_cache build dist lib/*.egg-info

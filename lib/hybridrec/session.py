@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from hybridrec.config import Config
@@ -16,6 +16,10 @@ def build_spark_session(cfg: Config) -> SparkSession:
     # Workers must find the model offline and load it with one torch thread per task.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Started by spark-submit: attach to its JVM first, or SparkConf() would be empty and the
+        # config's master would silently replace --master (local mode instead of the cluster).
+        SparkContext._ensure_initialized()
     existing = SparkConf()  # holds what spark-submit passed (master, --conf ...)
     builder = SparkSession.builder.appName(cfg.spark.app_name)
     if not existing.contains("spark.master"):
