@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -88,6 +91,15 @@ def test_gate_refuses_a_night_worse_than_the_last_published_one_and_force_publis
     assert _published_days(root) == {NIGHT_1}  # the previous night stays the latest
     runs = _runs(spark, root, refused.run_id)
     assert runs["gate"]["status"] == "failed" and "recommend" not in runs
+
+    # The same refusal from the command line: exit code 1 and the reason on stderr.
+    cli_args = [sys.executable, "-m", "hybridrec.cli", "gate", "--ds", NIGHT_2.isoformat()]
+    for setting in [*settings, "gate.enabled=true", 'spark.master="local[2]"', "spark.shuffle_partitions=2"]:
+        cli_args += ["--set", setting]
+    done = subprocess.run(cli_args, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "quality gate failed, night not published" in done.stderr and "below the last published" in done.stderr
 
     forced = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2, force=True)
     run_steps(forced, STEPS)
