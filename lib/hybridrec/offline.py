@@ -21,6 +21,7 @@ from hybridrec import recommend
 from hybridrec import schema as S
 from hybridrec.config import AlsConfig, Config
 from hybridrec.context import RunContext, fit_factors, positive_min_weight, scoring_inputs
+from hybridrec.embed import latest_embeddings
 from hybridrec.errors import EvaluationError, QualityGateError
 from hybridrec.io.delta import append_rows, read_table
 from hybridrec.runs import StepRecord
@@ -108,7 +109,6 @@ def holdout_metrics(ctx: RunContext, holdout: Holdout, recs: DataFrame) -> pd.Da
     e = ctx.cfg.evaluate
     items = ctx.read(S.ITEMS)
     accuracy = ev.ranking_metrics(recs, holdout.relevant, holdout.users, e.ks, e.cold_k)
-    from hybridrec.embed import latest_embeddings
     embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
     beyond = ev.beyond_accuracy_metrics(recs, holdout.train, embeddings, catalogue_size=items.count(), ks=e.ks)
     return accuracy.unionByName(beyond).toPandas()
