@@ -66,7 +66,7 @@ def test_duplicates_and_unknown_items(spark):
     ])
     items = spark.createDataFrame([("i1",)], "item_id string")
     out = ingest.with_interaction_reason(raw, ds=DS, timestamp_unit="iso", event_weights={}, max_weight=10.0)
-    out = ingest.with_duplicate_event_reason(ingest.with_catalogue_reason(out, items))
+    out = ingest.with_duplicate_event_reason(ingest.with_catalogue_reason(out, items), window_seconds=0)
     expected = spark.createDataFrame(
         [("i1", 3.0, None), ("i1", 1.0, ingest.DUPLICATE_EVENT), ("nope", 1.0, ingest.UNKNOWN_ITEM)],
         "item_id string, weight double, reason string")
@@ -82,7 +82,7 @@ def test_items_text_tags_and_reasons(spark):
         ("c", "Short", None, None),
         ("c", "Short", "A longer description wins.", None),
     ], "item_id string, title string, description string, tags string").withColumn(S.SOURCE, F.lit("items.csv"))
-    out = ingest.with_item_reason(raw).select(S.ITEM_ID, S.TAGS, S.TEXT, S.REASON)
+    out = ingest.with_item_reason(raw, max_text_chars=100).select(S.ITEM_ID, S.TAGS, S.TEXT, S.REASON)
     expected = spark.createDataFrame([
         ("a", ["x", "y"], "Title A. x, y. About a.", None),
         ("b", [], "", ingest.EMPTY_TEXT),

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, parents=[settings])
     common.add_argument("--ds", type=_ds, required=True, help="run date YYYY-MM-DD (the night being computed)")
     common.add_argument("--run-id", default="", help="run id to record (default: generated)")
+    common.add_argument("--migrate-schema", action="store_true",
+                        help="add new nullable contract columns to existing tables instead of refusing "
+                             "(same as --set lakehouse.allow_schema_migration=true)")
     force = argparse.ArgumentParser(add_help=False)
     force.add_argument("--force", type=_flag, nargs="?", const=True, default=False, metavar="true|false",
                        help="publish even if the quality gate fails (recorded in the runs table); "
@@ -63,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[settings], help="print one user's list with titles and reasons")
     show.add_argument("--user", required=True, help="user id")
     show.add_argument("--ds", type=_ds, help="run date (default: the newest published night)")
+    vacuum = sub.add_parser("vacuum", parents=[settings],
+                            help="list (default) or delete files no table version within the retention uses")
+    vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
+    vacuum.add_argument("--execute", action="store_true", help="delete them (default: dry run, only list)")
     return parser
 
 
@@ -75,13 +82,18 @@ def configure_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
+    overrides = [*args.overrides, *(["lakehouse.allow_schema_migration=true"]
+                                     if getattr(args, "migrate_schema", False) else [])]
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides)
     except HybridrecError as exc:
         log.error("%s", exc)
         return 2
     if args.command == "show":
         return _show(cfg.lakehouse.root, args.user, args.ds)
+    if args.command == "vacuum":
+        retention = cfg.lakehouse.vacuum_retention_hours if args.retention_hours is None else args.retention_hours
+        return _vacuum(cfg.lakehouse.root, retention, dry_run=not args.execute)
     log_config(cfg)
 
     from hybridrec.context import RunContext
@@ -122,6 +134,26 @@ def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
     return 0
 
 
+def _vacuum(lakehouse_root: str, retention_hours: int, *, dry_run: bool) -> int:
+    from hybridrec.io.vacuum import vacuum_lakehouse
+
+    try:
+        reports = vacuum_lakehouse(lakehouse_root, retention_hours=retention_hours, dry_run=dry_run)
+    except HybridrecError as exc:
+        log.error("vacuum refused: %s", exc)
+        return 1
+    verb = "would delete" if dry_run else "deleted"
+    for report in reports:
+        for path in [*report.files, *report.staging]:
+            print(f"{report.table}: {verb} {path}")
+        for path in report.refused:
+            print(f"{report.table}: kept {path} (resolves outside the table folder)")
+    total = sum(len(r.files) + len(r.staging) for r in reports)
+    print(f"{verb} {total} file(s)/folder(s) unreferenced for more than {retention_hours} h"
+          + (" (dry run: pass --execute to delete)" if dry_run else ""))
+    return 0
+
+
 def _sql(spark, lakehouse_root: str, query: str, limit: int) -> int:
     from pyspark.errors import PySparkException
 
@@ -141,9 +173,10 @@ def _sql(spark, lakehouse_root: str, query: str, limit: int) -> int:
 def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
     from hybridrec import offline
     from hybridrec.datasets import resolve_kind
+    from hybridrec.io.locks import run_lock
     from hybridrec.runs import recorded_step
 
-    with recorded_step(ctx.root, ctx.run_id, ctx.ds, "evaluate") as record:
+    with run_lock(ctx.root, ctx.ds, ctx.run_id), recorded_step(ctx.root, ctx.run_id, ctx.ds, "evaluate") as record:
         als_by_strategy, blends = None, None
         if tune:
             result = offline.run_tuning(ctx)
@@ -170,9 +203,10 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
 
 def _tune(ctx, out: str) -> None:
     from hybridrec import offline
+    from hybridrec.io.locks import run_lock
     from hybridrec.runs import recorded_step
 
-    with recorded_step(ctx.root, ctx.run_id, ctx.ds, "tune") as record:
+    with run_lock(ctx.root, ctx.ds, ctx.run_id), recorded_step(ctx.root, ctx.run_id, ctx.ds, "tune") as record:
         result = offline.run_tuning(ctx)
         record.row_counts["trials"] = len(result.trials)
     key = f"ndcg@{ctx.cfg.tune.k}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,8 @@ class _Section(BaseModel):
 
 class LakehouseConfig(_Section):
     root: str
+    allow_schema_migration: bool = False
+    vacuum_retention_hours: int = Field(ge=0)
 
 
 class SparkConfig(_Section):
@@ -69,6 +72,8 @@ class FilesConfig(_Section):
 class IngestConfig(_Section):
     event_weights: dict[str, float]
     max_weight: float = Field(gt=0)
+    duplicate_window_seconds: float = Field(ge=0)
+    max_text_chars: int = Field(gt=0)
 
 
 class EmbeddingConfig(_Section):
@@ -153,7 +158,27 @@ class Config(_Section):
     tune: TuneConfig
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(), sort_keys=True)
+        """The whole configuration with secrets masked (see `redact`): safe to log."""
+        return json.dumps(redact(self.model_dump()), sort_keys=True)
+
+
+# Keys whose values are credentials (e.g. spark.hadoop.fs.s3a.secret.key), and passwords in URLs.
+_SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|access[._-]?key|private[._-]?key|sas", re.I)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+MASK = "***"
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """`value` with credential-like entries replaced by ***, for logs and run records."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if _SECRET_KEY.search(key) and value not in ("", None):
+        return MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1{MASK}@", value)
+    return value
 
 
 def _defaults() -> dict[str, Any]:

@@ -49,7 +49,8 @@ class RunContext:
 
     def write(self, df: DataFrame, spec: S.TableSpec) -> int:
         value = self.ds_str if spec.write_mode == "replace_partition" else None
-        return write_table(df, self.root, spec, run_id=self.run_id, partition_value=value).rows
+        return write_table(df, self.root, spec, run_id=self.run_id, partition_value=value,
+                           allow_schema_migration=self.cfg.lakehouse.allow_schema_migration).rows
 
 
 def positive_min_weight(cfg: Config) -> float:

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybridrec import schema as S
-from hybridrec.errors import ConfigError
+from hybridrec.errors import ConfigError, EmbeddingError
 
 _MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
 
@@ -84,16 +84,41 @@ def embed_texts(
 
 
 def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int) -> DataFrame:
-    """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`."""
+    """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`.
+
+    When the model fails on a batch, the batch is retried text by text so the error names the item.
+    """
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return embed_texts(texts, model_path=model_path, batch_size=batch_size, max_length=max_length,
+                           torch_threads=1)
 
     @F.pandas_udf(T.ArrayType(T.FloatType(), False))
-    def embed_udf(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        for texts in batches:
-            vectors = embed_texts(texts.tolist(), model_path=model_path, batch_size=batch_size,
-                                  max_length=max_length, torch_threads=1)
+    def embed_udf(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
+        for ids, texts in batches:
+            try:
+                vectors = embed(texts.tolist())
+            except Exception as batch_error:
+                raise EmbeddingError(_failing_item(ids.tolist(), texts.tolist(), embed, batch_error)) from batch_error
             yield pd.Series(list(vectors))
 
-    return items_df.withColumn(S.EMBEDDING, embed_udf(F.col(S.TEXT)))
+    return items_df.withColumn(S.EMBEDDING, embed_udf(F.col(S.ITEM_ID), F.col(S.TEXT)))
+
+
+def _failing_item(ids: list[str], texts: list[str], embed: Any, batch_error: Exception) -> str:
+    for item_id, text in zip(ids, texts, strict=True):
+        try:
+            embed([text])
+        except Exception as exc:
+            return f"embedding failed on item {item_id!r}: {type(exc).__name__}: {exc}"
+    return f"embedding failed on a batch of {len(ids)} items starting at {ids[0]!r}: {batch_error}"
+
+
+def worker_error(exc: BaseException) -> str | None:
+    """The EmbeddingError message raised inside a Python worker, found in the error Spark returns."""
+    marker = f"{EmbeddingError.__name__}: "
+    lines = [line for line in str(exc).splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip() if lines else None
 
 
 def filter_needs_embedding(items_df: DataFrame, cached_df: DataFrame, *, model: str) -> DataFrame:

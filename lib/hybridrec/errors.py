@@ -45,3 +45,23 @@ class QualityGateError(HybridrecError, RuntimeError):
 
 class EvaluationError(HybridrecError, ValueError):
     """The holdout cannot be evaluated (for example no user has a positive test event)."""
+
+
+class EmptyInputError(HybridrecError, ValueError):
+    """An input file or folder was read but holds no rows."""
+
+
+class InputTypeError(HybridrecError, ValueError):
+    """An input column has a type the pipeline cannot use as is (e.g. float ids)."""
+
+
+class RunInProgressError(HybridrecError, RuntimeError):
+    """Another run holds the lock for the same run date."""
+
+
+class EmbeddingError(HybridrecError, RuntimeError):
+    """The embedding model failed on an item; nothing was published."""
+
+
+class UnsafePathError(HybridrecError, ValueError):
+    """A path to delete resolves outside the folder it must stay in."""

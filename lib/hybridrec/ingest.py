@@ -28,9 +28,18 @@ HUGE_WEIGHT = "huge_weight"
 UNKNOWN_EVENT_TYPE = "unknown_event_type"
 UNKNOWN_ITEM = "unknown_item"
 DUPLICATE_EVENT = "duplicate_event"
+NEAR_DUPLICATE_EVENT = "near_duplicate_event"
 # Item reason codes.
 EMPTY_TEXT = "empty_text"
+INVALID_ENCODING = "invalid_encoding"
 DUPLICATE_ITEM_ID = "duplicate_item_id"
+
+TEXT_TRUNCATED = "text_truncated"  # kept items whose text was cut at ingest.max_text_chars
+# ISO 8601 date, optionally with hh:mm[:ss[.f]] and a zone. A bare prefix such as "2026-11-01T1"
+# (a truncated line) would otherwise parse as 01:00 and be kept at the wrong time.
+_ISO_TS = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$"
+# Spark's CSV reader decodes invalid UTF-8 bytes as U+FFFD; such text would embed as noise.
+_REPLACEMENT_CHAR = "\ufffd"
 
 _RAW_RECORD = "_record"
 
@@ -47,7 +56,7 @@ def day_end(ds: date) -> datetime:
 
 def _parse_ts(raw: Column, unit: str) -> Column:
     if unit == "iso":
-        return F.try_to_timestamp(raw)
+        return F.when(raw.rlike(_ISO_TS), F.try_to_timestamp(raw))
     seconds = raw.try_cast("double") / (1000.0 if unit == "ms" else 1.0)
     # try_cast keeps unparseable text null; timestamp_seconds needs a finite number
     return F.when(F.isnan(seconds), None).otherwise(F.timestamp_seconds(seconds))
@@ -116,13 +125,24 @@ def with_catalogue_reason(interactions_df: DataFrame, kept_items_df: DataFrame) 
     return joined.withColumn(S.REASON, reason).drop("_known_item", "_is_known")
 
 
-def with_duplicate_event_reason(interactions_df: DataFrame) -> DataFrame:
-    """Among usable rows, the same (user, item, time, type) more than once keeps the highest weight."""
-    key = [S.USER_ID, S.ITEM_ID, S.EVENT_TS, S.EVENT_TYPE]
-    order = Window.partitionBy(*key).orderBy(F.col(S.WEIGHT).desc(), F.col(_RAW_RECORD), F.col(S.SOURCE))
-    position = F.when(F.col(S.REASON).isNull(), F.row_number().over(order))
-    reason = F.when(F.col(S.REASON).isNull() & (position > 1), F.lit(DUPLICATE_EVENT)).otherwise(F.col(S.REASON))
-    return interactions_df.withColumn(S.REASON, reason)
+def with_duplicate_event_reason(interactions_df: DataFrame, *, window_seconds: float) -> DataFrame:
+    """Among usable rows: the same (user, item, time, type) more than once keeps the highest weight
+    (`duplicate_event`); the same (user, item, type) again within `window_seconds` of its previous
+    usable event (a double submit) is a `near_duplicate_event`."""
+    exact_key = [S.USER_ID, S.ITEM_ID, S.EVENT_TS, S.EVENT_TYPE]
+    order = Window.partitionBy(*exact_key).orderBy(F.col(S.WEIGHT).desc(), F.col(_RAW_RECORD), F.col(S.SOURCE))
+    usable = F.col(S.REASON).isNull()
+    position = F.when(usable, F.row_number().over(order))
+    df = interactions_df.withColumn(
+        S.REASON, F.when(usable & (position > 1), F.lit(DUPLICATE_EVENT)).otherwise(F.col(S.REASON)))
+    if window_seconds <= 0:
+        return df
+    # Only usable rows take part, so a quarantined row never hides or causes a near duplicate.
+    usable_ts = F.when(F.col(S.REASON).isNull(), F.col(S.EVENT_TS).cast("double"))
+    series = Window.partitionBy(S.USER_ID, S.ITEM_ID, S.EVENT_TYPE).orderBy(S.EVENT_TS)
+    previous = F.max(usable_ts).over(series.rowsBetween(Window.unboundedPreceding, -1))
+    near = F.col(S.REASON).isNull() & (F.col(S.EVENT_TS).cast("double") - previous <= window_seconds)
+    return df.withColumn(S.REASON, F.when(near, F.lit(NEAR_DUPLICATE_EVENT)).otherwise(F.col(S.REASON)))
 
 
 def _tags(raw_df: DataFrame) -> Column:
@@ -140,8 +160,9 @@ def item_text(title: Column, tags: Column, description: Column) -> Column:
     return F.concat_ws(". ", title, tag_text, description)
 
 
-def with_item_reason(raw_df: DataFrame) -> DataFrame:
-    """Typed item columns, text and its hash, plus `reason` (null id, empty text, duplicate id)."""
+def with_item_reason(raw_df: DataFrame, *, max_text_chars: int) -> DataFrame:
+    """Typed item columns, text (cut at `max_text_chars`, flagged in `text_truncated`) and its hash,
+    plus `reason` (null id, empty text, invalid encoding, duplicate id)."""
     df = with_raw_record(raw_df)
     title = _blank_to_null(F.col("title")) if "title" in raw_df.columns else F.lit(None).cast("string")
     description = (_blank_to_null(F.col("description")) if "description" in raw_df.columns
@@ -154,15 +175,19 @@ def with_item_reason(raw_df: DataFrame) -> DataFrame:
         F.col(S.SOURCE),
         F.col(_RAW_RECORD),
     )
-    df = df.withColumn(S.TEXT, item_text(F.col(S.TITLE), F.col(S.TAGS), F.col(S.DESCRIPTION)))
+    full_text = item_text(F.col(S.TITLE), F.col(S.TAGS), F.col(S.DESCRIPTION))
+    df = df.withColumn(TEXT_TRUNCATED, F.length(full_text) > max_text_chars)
+    df = df.withColumn("_bad_encoding", F.contains(full_text, F.lit(_REPLACEMENT_CHAR)))
+    df = df.withColumn(S.TEXT, F.substring(full_text, 1, max_text_chars))
     df = df.withColumn(S.TEXT_HASH, F.sha2(F.col(S.TEXT), 256))
-    row_reason = F.when(F.col(S.ITEM_ID).isNull(), NULL_ITEM_ID).when(F.col(S.TEXT) == "", EMPTY_TEXT)
+    row_reason = (F.when(F.col(S.ITEM_ID).isNull(), NULL_ITEM_ID).when(F.col(S.TEXT) == "", EMPTY_TEXT)
+                  .when(F.col("_bad_encoding"), INVALID_ENCODING))
     df = df.withColumn(S.REASON, row_reason)
     # Same id twice: keep the longest text (ties: smallest hash) so the choice is deterministic.
     order = Window.partitionBy(S.ITEM_ID).orderBy(F.length(S.TEXT).desc(), F.col(S.TEXT_HASH), F.col(S.SOURCE))
     position = F.when(F.col(S.REASON).isNull(), F.row_number().over(order))
     reason = F.when(F.col(S.REASON).isNull() & (position > 1), F.lit(DUPLICATE_ITEM_ID)).otherwise(F.col(S.REASON))
-    return df.withColumn(S.REASON, reason)
+    return df.withColumn(S.REASON, reason).drop("_bad_encoding")
 
 
 def with_users(interactions_df: DataFrame, roster_df: DataFrame | None) -> DataFrame:
@@ -193,9 +218,13 @@ def filter_quarantined(classified_df: DataFrame, *, entity: str, run_id: str, ds
 
 
 def count_by_source(classified_df: DataFrame) -> DataFrame:
-    """Per source: rows read, kept and quarantined (one row per source file)."""
+    """Per source: rows read, kept and quarantined (one row per source file), plus kept items whose
+    text was truncated when the input has that flag."""
+    truncated = (F.count(F.when(F.col(S.REASON).isNull() & F.col(TEXT_TRUNCATED), 1))
+                 if TEXT_TRUNCATED in classified_df.columns else F.lit(0))
     return classified_df.groupBy(S.SOURCE).agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(F.col(S.REASON).isNull(), 1)).alias("kept"),
         F.count(F.when(F.col(S.REASON).isNotNull(), 1)).alias("quarantined"),
+        truncated.alias(TEXT_TRUNCATED),
     )

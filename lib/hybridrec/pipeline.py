@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 
+from pyspark.errors import PythonException
 from pyspark.sql import functions as F
 
 from hybridrec import embed, ingest, recommend
 from hybridrec import schema as S
 from hybridrec.context import RunContext, fit_factors, model_version, positive_min_weight, scoring_inputs
 from hybridrec.datasets import load_raw_inputs
-from hybridrec.errors import ReconciliationError
+from hybridrec.errors import EmbeddingError, ReconciliationError
+from hybridrec.io.locks import run_lock
 from hybridrec.offline import gate_step
 from hybridrec.runs import StepRecord, recorded_step
 
@@ -25,14 +27,15 @@ STEPS = ("ingest", "embed_items", "train_als", "gate", "recommend", "summary")
 def ingest_step(ctx: RunContext, record: StepRecord) -> None:
     cfg, ds = ctx.cfg, ctx.ds
     raw = load_raw_inputs(ctx.spark, cfg)
-    items_classified = ingest.with_item_reason(raw.items).persist()
+    items_classified = ingest.with_item_reason(raw.items, max_text_chars=cfg.ingest.max_text_chars).persist()
     items_kept = ingest.filter_kept(items_classified, S.ITEMS, ds)
     interactions = ingest.with_interaction_reason(
         raw.interactions, ds=ds, timestamp_unit=raw.timestamp_unit,
         event_weights=cfg.ingest.event_weights, max_weight=cfg.ingest.max_weight,
     )
     interactions = ingest.with_catalogue_reason(interactions, items_kept)
-    interactions_classified = ingest.with_duplicate_event_reason(interactions).persist()
+    interactions_classified = ingest.with_duplicate_event_reason(
+        interactions, window_seconds=cfg.ingest.duplicate_window_seconds).persist()
     interactions_kept = ingest.filter_kept(interactions_classified, S.INTERACTIONS, ds)
     quarantined = ingest.filter_quarantined(items_classified, entity="items", run_id=ctx.run_id, ds=ds).unionByName(
         ingest.filter_quarantined(interactions_classified, entity="interactions", run_id=ctx.run_id, ds=ds))
@@ -41,12 +44,16 @@ def ingest_step(ctx: RunContext, record: StepRecord) -> None:
     counts: dict[str, int] = {}
     for entity, classified, raw_df in (("items", items_classified, raw.items),
                                        ("interactions", interactions_classified, raw.interactions)):
-        read_total = raw_df.count()
+        counts[f"{entity}_read"] = raw_df.count()
+        counts[f"{entity}_quarantined"] = 0
         for row in ingest.count_by_source(classified).collect():
             log.info("%s from %s: read %d, kept %d, quarantined %d",
                      entity, row[S.SOURCE], row["read"], row["kept"], row["quarantined"])
-            counts[f"{entity}_quarantined"] = counts.get(f"{entity}_quarantined", 0) + row["quarantined"]
-        counts[f"{entity}_read"] = read_total
+            for key in ("read", "kept", "quarantined"):  # per source file, for the audit trail
+                counts[f"{entity}_{key}:{row[S.SOURCE]}"] = row[key]
+            counts[f"{entity}_quarantined"] += row["quarantined"]
+            if entity == "items":
+                counts[ingest.TEXT_TRUNCATED] = counts.get(ingest.TEXT_TRUNCATED, 0) + row[ingest.TEXT_TRUNCATED]
     counts["items_kept"] = ctx.write(items_kept, S.ITEMS)
     counts["interactions_kept"] = ctx.write(interactions_kept, S.INTERACTIONS)
     counts["quarantined"] = ctx.write(quarantined, S.QUARANTINE)
@@ -54,6 +61,9 @@ def ingest_step(ctx: RunContext, record: StepRecord) -> None:
     items_classified.unpersist()
     interactions_classified.unpersist()
     record.row_counts.update(counts)
+    if counts.get(ingest.TEXT_TRUNCATED):
+        log.warning("%d item texts were longer than ingest.max_text_chars=%d and were cut",
+                    counts[ingest.TEXT_TRUNCATED], cfg.ingest.max_text_chars)
     for entity in ("items", "interactions"):
         kept, bad, read = counts[f"{entity}_kept"], counts[f"{entity}_quarantined"], counts[f"{entity}_read"]
         if kept + bad != read:
@@ -82,8 +92,15 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
                                     batch_size=cfg.batch_size, max_length=cfg.max_length)
     rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,
                            F.lit(ctx.ds).alias(S.DS))
-    ctx.write(rows, S.ITEM_EMBEDDINGS)
-    todo.unpersist()
+    try:
+        ctx.write(rows, S.ITEM_EMBEDDINGS)
+    except PythonException as exc:
+        message = embed.worker_error(exc)
+        if message is None:
+            raise
+        raise EmbeddingError(f"step embed_items: {message}; nothing was written") from exc
+    finally:
+        todo.unpersist()
 
 
 def train_als_step(ctx: RunContext, record: StepRecord) -> None:
@@ -130,8 +147,10 @@ STEP_FUNCTIONS = {
 
 
 def run_steps(ctx: RunContext, steps: tuple[str, ...] = STEPS) -> None:
-    """Run `steps` in order under one run id; stops at the first failure (recorded in `runs`)."""
-    for step in steps:
-        with recorded_step(ctx.root, ctx.run_id, ctx.ds, step) as record:
-            ctx.records.append(record)
-            STEP_FUNCTIONS[step](ctx, record)
+    """Run `steps` in order under one run id, holding the run date's lock (a concurrent run of the
+    same ds is refused before it writes); stops at the first failure (recorded in `runs`)."""
+    with run_lock(ctx.root, ctx.ds, ctx.run_id):
+        for step in steps:
+            with recorded_step(ctx.root, ctx.run_id, ctx.ds, step) as record:
+                ctx.records.append(record)
+                STEP_FUNCTIONS[step](ctx, record)

@@ -23,6 +23,7 @@ def load_files(spark: SparkSession, cfg: FilesConfig) -> RawInputs:
         raise MissingColumnError(f"interactions input {cfg.interactions}", ["weight or event_type"],
                                  interactions.columns)
     items = read_source(spark, cfg.items, cfg.items_format, what="items", required=ITEM_COLUMNS)
-    users = (read_source(spark, cfg.users, cfg.users_format, what="users", required=[USER_ID])
+    users = (read_source(spark, cfg.users, cfg.users_format, what="users", required=[USER_ID],
+                         allow_empty=True)
              if cfg.users else None)
     return RawInputs(interactions, items, users, cfg.timestamp_unit, cfg.positive_min_weight, "files")

@@ -23,13 +23,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, Schema, write_deltalake
+from deltalake import DeltaTable, Field, Schema, write_deltalake
+from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from hybridrec.errors import SchemaMismatchError, TableNotFoundError
+from hybridrec.io.paths import resolve_inside
 from hybridrec.schema import TableSpec
 
 log = logging.getLogger(__name__)
@@ -76,16 +78,27 @@ def _delta_table(path: str, version: int | None = None) -> DeltaTable | None:
         return None
 
 
-def _check_existing_schema(dt: DeltaTable, spec: TableSpec, path: str) -> None:
+def _check_existing_schema(dt: DeltaTable, spec: TableSpec, path: str, *, allow_migration: bool = False) -> None:
+    """The stored schema must equal the contract. With `allow_migration`, a contract that only adds
+    nullable columns at the end is applied first (old files read those columns as null); any other
+    difference is refused, because rewriting published nights is not something a nightly run should do."""
     existing = pa.schema(dt.schema().to_arrow())
     expected = arrow_schema(spec)
     found = [(f.name, str(f.type)) for f in existing]
     want = [(f.name, str(f.type)) for f in expected]
-    if found != want:
-        raise SchemaMismatchError(
-            f"Delta table at {path}: stored schema {found} differs from the contract {want}; "
-            "migrate the table before writing"
-        )
+    if found == want:
+        return
+    added = list(expected)[len(found):]
+    additive = want[:len(found)] == found and all(f.nullable for f in added)
+    if additive and allow_migration:
+        log.warning("table %s: migrating schema, adding column(s) %s", spec.name, [f.name for f in added])
+        dt.alter.add_columns([Field.from_arrow(f) for f in added])
+        return
+    hint = ("run with --migrate-schema (lakehouse.allow_schema_migration=true) to add them" if additive else
+            "only new nullable columns at the end can be migrated; rebuild the table to change others")
+    raise SchemaMismatchError(
+        f"Delta table at {path}: stored schema {found} differs from the contract {want}; {hint}"
+    )
 
 
 def _partition_values(relative: str, partition_by: tuple[str, ...]) -> dict[str, str | None]:
@@ -104,9 +117,9 @@ def _stage_and_move(df: DataFrame, path: str, spec: TableSpec) -> list[AddAction
     writer = df.write.mode("error")
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
-    writer.parquet(str(staging))
     actions: list[AddAction] = []
     try:
+        writer.parquet(str(staging))
         for file in sorted(staging.rglob("*.parquet")):
             rows = pq.read_metadata(file).num_rows
             if rows == 0:
@@ -124,8 +137,11 @@ def _stage_and_move(df: DataFrame, path: str, spec: TableSpec) -> list[AddAction
                 data_change=True,
                 stats=json.dumps({"numRecords": rows}),
             ))
+    except BaseException:
+        _remove_files(path, actions)  # moved but never committed
+        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(resolve_inside(staging, path), ignore_errors=True)
     return actions
 
 
@@ -137,11 +153,13 @@ def write_table(
     run_id: str,
     partition_value: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    allow_schema_migration: bool = False,
 ) -> WriteResult:
     """Write `df` to the table of `spec` in one Delta commit tagged with `run_id`.
 
     `spec.write_mode` decides the commit: `replace_partition` (needs `partition_value`; every row
-    must belong to it), `append`, or `overwrite` (the whole table).
+    must belong to it), `append`, or `overwrite` (the whole table). A changed contract is refused
+    unless `allow_schema_migration` and the change only adds nullable columns.
     """
     check_schema(df, spec)
     if spec.write_mode == "replace_partition" and partition_value is None:
@@ -150,7 +168,7 @@ def write_table(
     Path(path).mkdir(parents=True, exist_ok=True)
     dt = _delta_table(path)
     if dt is not None:
-        _check_existing_schema(dt, spec, path)
+        _check_existing_schema(dt, spec, path, allow_migration=allow_schema_migration)
     actions = _stage_and_move(df, path, spec)
     if spec.write_mode == "replace_partition":
         stray = [a.path for a in actions if a.partition_values.get(spec.partition_by[0]) != partition_value]
@@ -163,23 +181,11 @@ def write_table(
     commit = CommitProperties(custom_metadata=metadata)
     schema = Schema.from_arrow(arrow_schema(spec))
     try:
+        created = False
         if dt is None:
-            create_table_with_add_actions(
-                path, schema, actions, mode="error", partition_by=list(spec.partition_by) or None,
-                name=spec.name, description=spec.description, commit_properties=commit,
-            )
-            dt = DeltaTable(path)
-        elif spec.write_mode == "replace_partition":
-            dt.create_write_transaction(
-                actions, mode="overwrite", schema=schema, partition_by=list(spec.partition_by),
-                partition_filters=[(spec.partition_by[0], "=", partition_value)],
-                commit_properties=commit,
-            )
-        else:
-            dt.create_write_transaction(
-                actions, mode=spec.write_mode, schema=schema,
-                partition_by=list(spec.partition_by) or None, commit_properties=commit,
-            )
+            dt, created = _create_table(path, spec, schema, actions, commit)
+        if not created:
+            _commit(dt, spec, schema, actions, commit, partition_value)
     except Exception:
         _remove_files(path, actions)  # never committed: nothing references them
         raise
@@ -190,23 +196,64 @@ def write_table(
     return result
 
 
+def _create_table(path: str, spec: TableSpec, schema: Schema, actions: list[AddAction],
+                  commit: CommitProperties) -> tuple[DeltaTable, bool]:
+    """Create the table with `actions` as version 0 -> (table, True). If a concurrent run created it
+    first -> (that table, False), and the caller commits the actions to it as usual."""
+    try:
+        create_table_with_add_actions(
+            path, schema, actions, mode="error", partition_by=list(spec.partition_by) or None,
+            name=spec.name, description=spec.description, commit_properties=commit,
+        )
+        return DeltaTable(path), True
+    except DeltaError as exc:
+        dt = _delta_table(path)
+        if dt is None or "exists" not in str(exc).lower():
+            raise
+        log.info("table %s was created by a concurrent run; committing to it", spec.name)
+        _check_existing_schema(dt, spec, path)
+        return dt, False
+
+
+def _commit(dt: DeltaTable, spec: TableSpec, schema: Schema, actions: list[AddAction],
+            commit: CommitProperties, partition_value: str | None) -> None:
+    if spec.write_mode == "replace_partition":
+        dt.create_write_transaction(
+            actions, mode="overwrite", schema=schema, partition_by=list(spec.partition_by),
+            partition_filters=[(spec.partition_by[0], "=", partition_value)],
+            commit_properties=commit,
+        )
+    else:
+        dt.create_write_transaction(
+            actions, mode=spec.write_mode, schema=schema,
+            partition_by=list(spec.partition_by) or None, commit_properties=commit,
+        )
+
+
 def _remove_files(path: str, actions: list[AddAction]) -> None:
     for action in actions:
-        (Path(path) / action.path).unlink(missing_ok=True)
+        resolve_inside(Path(path) / action.path, path).unlink(missing_ok=True)
 
 
 def append_rows(rows: list[dict[str, Any]], lakehouse_root: str, spec: TableSpec, *, run_id: str) -> None:
     """Append a few driver-side rows (run records) without Spark."""
     path = table_path(lakehouse_root, spec)
     table = pa.Table.from_pylist(rows, schema=arrow_schema(spec))
-    dt = _delta_table(path)
-    if dt is not None:
-        _check_existing_schema(dt, spec, path)
-    write_deltalake(
-        path, table, mode="append", partition_by=list(spec.partition_by) or None,
-        name=spec.name, description=spec.description,
-        commit_properties=CommitProperties(custom_metadata={"hybridrec.run_id": run_id}),
-    )
+    for attempt in (1, 2):
+        dt = _delta_table(path)
+        if dt is not None:
+            _check_existing_schema(dt, spec, path)
+        try:
+            write_deltalake(
+                path, table, mode="append", partition_by=list(spec.partition_by) or None,
+                name=spec.name, description=spec.description,
+                commit_properties=CommitProperties(custom_metadata={"hybridrec.run_id": run_id}),
+            )
+            return
+        except DeltaError:
+            if dt is not None or attempt == 2:
+                raise
+            # A concurrent run created the table between our check and our commit: append to it.
 
 
 def read_table(

@@ -9,8 +9,8 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hybridrec.errors import MissingColumnError, SourceNotFoundError
-from hybridrec.schema import SOURCE
+from hybridrec.errors import EmptyInputError, InputTypeError, MissingColumnError, SourceNotFoundError
+from hybridrec.schema import ITEM_ID, SOURCE, USER_ID
 
 SourceFormat = Literal["csv", "parquet", "delta"]
 
@@ -36,8 +36,10 @@ def read_source(
     what: str,
     required: list[str],
     rename: dict[str, str] | None = None,
+    allow_empty: bool = False,
 ) -> DataFrame:
-    """Read `path`, rename columns, check `required` are present, cast all to string, add `source`.
+    """Read `path`, rename columns, check `required` are present and ids are strings or integers,
+    refuse an input with no rows (unless `allow_empty`), cast all to string, add `source`.
 
     Strings keep bad values intact: they are parsed later and rows that fail go to quarantine
     with the raw value, instead of being nulled by a reader's type inference.
@@ -56,10 +58,31 @@ def read_source(
     for old, new in (rename or {}).items():
         if old in df.columns:
             df = df.withColumnRenamed(old, new)
+    if not df.columns:
+        raise EmptyInputError(f"{what} input {path!r} is empty: no header and no rows")
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise MissingColumnError(f"{what} input {path}", missing, df.columns)
+        raise MissingColumnError(f"{what} input {path}{_delimiter_hint(df.columns)}", missing, df.columns)
+    _check_id_types(df, path, what)
+    if not allow_empty and df.isEmpty():
+        raise EmptyInputError(f"{what} input {path!r} has a header but no rows")
     return df.select(
         *[F.col(c).cast("string").alias(c) for c in df.columns],
         F.col("_metadata.file_path").alias(SOURCE),
     )
+
+
+def _delimiter_hint(columns: list[str]) -> str:
+    if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
+        return f" (one column {columns[0]!r}: is the file delimited by something other than ','?)"
+    return ""
+
+
+def _check_id_types(df: DataFrame, path: str, what: str) -> None:
+    """Ids must be strings or integers: a float id (12.0) would never match the same id elsewhere."""
+    for field in df.schema.fields:
+        if field.name in (USER_ID, ITEM_ID) and field.dataType.typeName() not in (
+                "string", "varchar", "char", "integer", "long", "short", "byte"):
+            raise InputTypeError(
+                f"{what} input {path}: column {field.name!r} must hold strings or integers, "
+                f"found {field.dataType.simpleString()}")
