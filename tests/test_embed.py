@@ -37,3 +37,12 @@ def test_only_new_or_changed_text_needs_embedding(spark):
         "item_id string, text_hash string, model string")
     todo = filter_needs_embedding(items, cached, model="m").orderBy(S.ITEM_ID)
     assert [r.item_id for r in todo.select(F.col(S.ITEM_ID)).collect()] == ["b", "c"]
+
+
+def test_onnxruntime_gives_the_torch_vectors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDREC_CACHE", str(tmp_path))  # a fresh export, not one cached earlier
+    texts = [ANCHOR, PARAPHRASE, UNRELATED, "short", PARAPHRASE * 5]
+    torch_vectors = embed_texts(texts, model_path=bundled_model_path(), runtime="torch", batch_size=2)
+    onnx_vectors = embed_texts(texts, model_path=bundled_model_path(), runtime="onnxruntime", batch_size=2)
+    assert list(tmp_path.glob("encoder-*.onnx"))
+    assert (torch_vectors * onnx_vectors).sum(axis=1).min() > 0.99999

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[settings], help="print one user's list with titles and reasons")
     show.add_argument("--user", required=True, help="user id")
     show.add_argument("--ds", type=_ds, help="run date (default: the newest published night)")
+    bench = sub.add_parser("bench", parents=[settings],
+                           help="time each stage next to the best single-process tool (needs the bench extra)")
+    bench.add_argument("--quick", action="store_true", help="the small sizes (about 10 minutes on 2 cores)")
+    bench.add_argument("--json", help="also write the results as JSON here")
+    bench.add_argument("--workdir", help="folder for the bench lakehouse (default: a new temporary folder)")
     vacuum = sub.add_parser("vacuum", parents=[settings],
                             help="list (default) or delete files no table version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("WARN")
     if args.command == "sql":
         return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
+    if args.command == "bench":
+        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir)
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -131,6 +138,22 @@ def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
     except HybridrecError as exc:
         log.error("%s", exc)
         return 1
+    return 0
+
+
+def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None) -> int:
+    import tempfile
+
+    from hybridrec import bench
+
+    try:
+        folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
+        result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
+    finally:
+        spark.stop()
+    print(bench.format_table(result))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0
 
 

@@ -81,6 +81,7 @@ class EmbeddingConfig(_Section):
     model_path: str
     batch_size: int = Field(gt=0)
     max_length: int = Field(gt=8, le=512)
+    runtime: Literal["torch", "onnxruntime"]
 
 
 class AlsConfig(_Section):

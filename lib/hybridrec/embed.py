@@ -1,15 +1,21 @@
 """Sentence embeddings of item text with all-MiniLM-L6-v2, inside a pandas iterator UDF.
 
 The model is loaded once per Python worker process (module-level cache; Spark reuses workers),
-torch runs one thread per task (tasks already use every core), texts are sorted by length so each
-batch pads little, and vectors are mean-pooled over tokens and L2-normalised (as the model's
+inference runs one thread per task (tasks already use every core), texts are sorted by length so
+each batch pads little, and vectors are mean-pooled over tokens and L2-normalised (as the model's
 sentence-transformers pooling config specifies).
+
+Runtimes: `torch`, or `onnxruntime` (the same weights exported once to ONNX per machine; the
+vectors agree with torch to cosine > 0.99999 and it runs faster on CPU, see README benchmarks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,8 @@ from hybridrec import schema as S
 from hybridrec.errors import ConfigError, EmbeddingError
 
 _MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
+_ENCODERS: dict[tuple[str, int, str], tuple[Any, Callable[[dict], np.ndarray], int]] = {}
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def bundled_model_path() -> str:
@@ -56,34 +64,93 @@ def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, 
     return _MODELS[key]
 
 
-def embed_texts(
-    texts: list[str], *, model_path: str, batch_size: int = 32, max_length: int = 256,
-    torch_threads: int | None = None,
-) -> np.ndarray:
-    """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
+def _onnx_file(model_path: str) -> Path:
+    """Where this machine keeps the ONNX export of `model_path` (keyed by the weights and torch)."""
     import torch
 
-    tokenizer, model = load_model(model_path, torch_threads)
-    dim = model.config.hidden_size
+    weights = Path(model_path) / "model.safetensors"
+    stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{torch.__version__}"
+    folder = Path(os.environ.get("HYBRIDREC_CACHE", Path(tempfile.gettempdir()) / "hybridrec-cache"))
+    return folder / f"encoder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
+
+
+def _export_onnx(model: Any, tokenizer: Any, target: Path) -> None:
+    """Export once; concurrent workers each write a private file and rename it into place."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    sample = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    private = target.with_suffix(f".{os.getpid()}.tmp")
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
+    with warnings.catch_warnings():  # tracer notes about shape checks; the sample has padding, tests cover both
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Encoder(model), tuple(sample[n] for n in _INPUTS), str(private), input_names=list(_INPUTS),
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    os.replace(private, target)
+
+
+def load_encoder(model_path: str, threads: int | None, runtime: str) -> tuple[Any, Callable[[dict], np.ndarray], int]:
+    """(tokenizer, forward(numpy batch) -> last hidden state, dim), cached per process."""
+    key = (model_path, threads or 0, runtime)
+    if key not in _ENCODERS:
+        import torch
+
+        tokenizer, model = load_model(model_path, threads)
+        dim = model.config.hidden_size
+        if runtime == "onnxruntime":
+            import onnxruntime as ort
+
+            path = _onnx_file(model_path)
+            if not path.is_file():
+                _export_onnx(model, tokenizer, path)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or 0
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+            def forward(batch: dict) -> np.ndarray:
+                return session.run(None, {n: batch[n].astype(np.int64) for n in _INPUTS})[0]
+        else:
+            def forward(batch: dict) -> np.ndarray:
+                with torch.inference_mode():
+                    tensors = {n: torch.from_numpy(batch[n]) for n in _INPUTS if n in batch}
+                    return model(**tensors).last_hidden_state.float().numpy()
+        _ENCODERS[key] = (tokenizer, forward, dim)
+    return _ENCODERS[key]
+
+
+def embed_texts(
+    texts: list[str], *, model_path: str, batch_size: int = 32, max_length: int = 256,
+    torch_threads: int | None = None, runtime: str = "torch",
+) -> np.ndarray:
+    """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
+    tokenizer, forward, dim = load_encoder(model_path, torch_threads, runtime)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
-    lengths = np.array([len(t) for t in texts])
-    order = np.argsort(lengths, kind="stable")
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt")
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            out[idx] = pooled.float().numpy()
+    order = np.argsort(np.array([len(t) for t in texts]), kind="stable")
+    for start in range(0, len(texts), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="np")
+        hidden = forward(batch)
+        mask = batch["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
     return out
 
 
-def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int) -> DataFrame:
+def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int,
+                   runtime: str = "torch") -> DataFrame:
     """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`.
 
     When the model fails on a batch, the batch is retried text by text so the error names the item.
@@ -91,7 +158,7 @@ def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max
 
     def embed(texts: list[str]) -> np.ndarray:
         return embed_texts(texts, model_path=model_path, batch_size=batch_size, max_length=max_length,
-                           torch_threads=1)
+                           torch_threads=1, runtime=runtime)
 
     @F.pandas_udf(T.ArrayType(T.FloatType(), False))
     def embed_udf(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:

@@ -89,7 +89,7 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
     partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 8))
     todo = todo.repartitionByRange(partitions, F.length(S.TEXT).desc())
     embedded = embed.with_embedding(todo, model_path=embed.resolve_model_path(cfg.model_path),
-                                    batch_size=cfg.batch_size, max_length=cfg.max_length)
+                                    batch_size=cfg.batch_size, max_length=cfg.max_length, runtime=cfg.runtime)
     rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,
                            F.lit(ctx.ds).alias(S.DS))
     try:

@@ -16,6 +16,8 @@ def build_spark_session(cfg: Config) -> SparkSession:
     # Workers must find the model offline and load it with one torch thread per task.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Each task already has a core: a native BLAS (ALS, numpy in workers) must not spawn threads per task.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # Started by spark-submit: attach to its JVM first, or SparkConf() would be empty and the
         # config's master would silently replace --master (local mode instead of the cluster).
@@ -40,6 +42,7 @@ def build_spark_session(cfg: Config) -> SparkSession:
         "spark.ui.showConsoleProgress": "false",  # step logs report progress; bars clutter scheduler logs
         "spark.executorEnv.HF_HUB_OFFLINE": "1",
         "spark.executorEnv.TOKENIZERS_PARALLELISM": "false",
+        "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         **cfg.spark.conf,
     }
