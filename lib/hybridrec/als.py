@@ -36,11 +36,15 @@ def with_confidence(interactions_df: DataFrame, user_index_df: DataFrame, item_i
             .select(USER_IDX, ITEM_IDX, CONFIDENCE))
 
 
-def build_als(cfg: AlsConfig) -> ALS:
+def build_als(cfg: AlsConfig, parallelism: int) -> ALS:
+    """`parallelism` (the cluster's cores) sets the block counts when `cfg.blocks` is 0: more blocks
+    than cores only add shuffle work."""
+    blocks = cfg.blocks or max(1, parallelism)
     return ALS(
         rank=cfg.rank, maxIter=cfg.max_iter, regParam=cfg.reg_param, alpha=cfg.alpha,
         implicitPrefs=True, userCol=USER_IDX, itemCol=ITEM_IDX, ratingCol=CONFIDENCE,
         seed=cfg.seed, checkpointInterval=cfg.checkpoint_interval, nonnegative=False,
+        numUserBlocks=blocks, numItemBlocks=blocks,
     )
 
 

@@ -91,6 +91,7 @@ class AlsConfig(_Section):
     alpha: float = Field(gt=0)
     seed: int
     checkpoint_interval: int = Field(gt=0)
+    blocks: int = Field(ge=0)
 
 
 class RecommendConfig(_Section):

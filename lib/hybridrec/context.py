@@ -72,7 +72,7 @@ def fit_factors(interactions: DataFrame, cfg: AlsConfig, ds: date) -> tuple[Data
     user_index = als.with_dense_index(interactions, user_indexer).persist()
     item_index = als.with_dense_index(interactions, item_indexer).persist()
     confidence = als.with_confidence(interactions, user_index, item_index).persist()
-    model = als.build_als(cfg).fit(confidence)
+    model = als.build_als(cfg, interactions.sparkSession.sparkContext.defaultParallelism).fit(confidence)
     user_factors, item_factors = (df.persist() for df in als.factors_frames(model, user_index, item_index, ds))
     user_factors.count()
     item_factors.count()

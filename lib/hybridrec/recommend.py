@@ -195,13 +195,14 @@ def with_histories(interactions_df: DataFrame, item_positions_df: DataFrame, use
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    """Per-row z-score over finite entries; non-finite entries stay NaN."""
+    """Per-row z-score over finite entries; non-finite entries stay NaN (float32, sums in float64)."""
     finite = np.isfinite(x)
     count = finite.sum(axis=1, keepdims=True).clip(min=1)
-    filled = np.where(finite, x, 0.0)
-    mean = filled.sum(axis=1, keepdims=True) / count
-    var = (np.where(finite, x - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count
-    return (x - mean) / np.sqrt(var).clip(min=1e-6)
+    filled = np.where(finite, x, np.float32(0))
+    mean = filled.sum(axis=1, keepdims=True, dtype=np.float64) / count
+    square_mean = np.einsum("ij,ij->i", filled, filled, dtype=np.float64)[:, None] / count
+    std = np.sqrt(np.maximum(square_mean - mean * mean, 0.0)).clip(min=1e-6)
+    return ((x - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32, copy=False)
 
 
 def _positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
@@ -243,16 +244,17 @@ def _recent_similarity(histories: list[History], index: ItemIndex, p: ScoringPar
 
 def _blend(signals: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """Weighted mean of z-scored signals over the ones that are finite per entry; NaN where none is."""
+    active = [(name, weight) for name, weight in weights.items() if weight > 0]
+    if not active:
+        raise ValueError("a blend needs at least one positive weight")
+    if len(active) == 1:
+        return signals[active[0][0]]  # the weighted mean of one signal is the signal
     total = numerator = 0.0
-    for name, weight in weights.items():
-        if weight <= 0:
-            continue
+    for name, weight in active:
         z = signals[name]
         present = np.isfinite(z)
         numerator = numerator + np.where(present, weight * z, 0.0)
         total = total + np.where(present, weight, 0.0)
-    if isinstance(total, float):
-        raise ValueError("a blend needs at least one positive weight")
     return np.where(total > 0, numerator / np.where(total > 0, total, 1), np.nan)
 
 
@@ -283,21 +285,30 @@ def score_block(
     als[:, ~index.has_factors] = np.nan
     als[~has_user_factors] = np.nan
     profiles, profile_sources = _profiles(histories, index, p)
-    content = profiles @ index.content.T
-    content[:, ~index.has_embedding] = np.nan
-    content[[len(s) == 0 for s in profile_sources]] = np.nan
+    no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
     seen = np.zeros((n_users, len(index.item_ids)), dtype=bool)
     for row, hist in enumerate(histories):
         seen[row, hist.pos] = True  # never recommend what the user already interacted with
 
-    warm = {"als": _zscore(als), "content": _zscore(np.where(index.has_factors, content, np.nan))}
+    uses_new_items = any(b.new_item_slots > 0 for b in blends) and new_items.any()
+    content = None  # (users, items) only when a blend ranks by it; else computed for the chosen pairs
+    if uses_new_items or any(b.content > 0 for b in blends):
+        content = profiles @ index.content.T
+        content[:, ~index.has_embedding] = np.nan
+        content[no_profile] = np.nan
+    # z-scored signals, each computed once and only when some blend weighs it
+    warm: dict[str, np.ndarray] = {}
+    if any(b.als > 0 for b in blends):
+        warm["als"] = _zscore(als)
+    if any(b.content > 0 and b.uses_interactions for b in blends):
+        warm["content"] = _zscore(np.where(index.has_factors, content, np.nan))
     if any(b.recent > 0 for b in blends):
         warm["recent"] = _zscore(_recent_similarity(histories, index, p))
     if any(b.popularity > 0 for b in blends):
         log_popularity = np.where(index.has_factors, np.log1p(index.popularity), np.nan)
         warm["popularity"] = _zscore(np.broadcast_to(log_popularity, als.shape))
-    all_content = {"content": _zscore(content)}
-    if any(b.new_item_slots > 0 for b in blends) and new_items.any():
+    all_content = {"content": _zscore(content)} if any(not b.uses_interactions for b in blends) else {}
+    if uses_new_items:
         mapped = user_factors @ index.mapped_factors.T
         mapped[:, ~new_items] = np.nan
         mapped[~has_user_factors] = np.nan
@@ -335,7 +346,8 @@ def score_block(
             S.ITEM_ID: index.item_ids[items],
             S.SCORE: np.concatenate([main_scores, new_scores], axis=1)[keep].astype(np.float64),
             S.ALS_SCORE: _nullable(als[rows, items]),
-            S.CONTENT_SCORE: _nullable(content[rows, items]),
+            S.CONTENT_SCORE: _nullable(content[rows, items] if content is not None else
+                                       _pair_content(profiles, no_profile, index, rows, items)),
             S.REASON_ITEM_ID: (_block_reasons(rows, items, profile_sources, histories, index) if p.explain
                                else np.full(len(items), None, dtype=object)),
             S.STRATEGY: strategy.astype(object),
@@ -343,6 +355,13 @@ def score_block(
     if not frames:
         return pd.DataFrame({f.name: [] for f in SCORED_SCHEMA.fields})
     return pd.concat(frames, ignore_index=True)
+
+
+def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex, rows: np.ndarray,
+                  items: np.ndarray) -> np.ndarray:
+    """content_score for the listed (user, item) pairs only, as the full matrix would give it."""
+    values = np.einsum("ij,ij->i", profiles[rows], index.content[items]).astype(np.float32)
+    return np.where(index.has_embedding[items] & ~no_profile[rows], values, np.nan)
 
 
 def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np.ndarray],
