@@ -92,15 +92,17 @@ def test_user_without_any_recommendation_counts_as_zero(spark):
 
 
 def test_coverage_novelty_and_diversity(spark):
-    recs = spark.createDataFrame([("s", "u", 1, "a"), ("s", "u", 2, "b"), ("s", "v", 1, "a")],
+    recs = spark.createDataFrame([("s", "u", 1, "a"), ("s", "u", 2, "b"), ("s", "u", 3, "c"), ("s", "v", 1, "a")],
                                  [S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID])
     train = spark.createDataFrame([("u", "a"), ("v", "a"), ("w", "c")], [S.USER_ID, S.ITEM_ID])
-    emb = spark.createDataFrame([("a", [1.0, 0.0]), ("b", [0.0, 1.0])], [S.ITEM_ID, S.EMBEDDING])
-    m = _metrics_dict(ev.beyond_accuracy_metrics(recs, train, emb, catalogue_size=4, ks=[2]))
+    emb = spark.createDataFrame([("a", [1.0, 0.0]), ("b", [0.0, 1.0]), ("c", [0.6, 0.8])], [S.ITEM_ID, S.EMBEDDING])
+    m = _metrics_dict(ev.beyond_accuracy_metrics(recs, train, emb, catalogue_size=4, ks=[2, 3]))
     assert m[("s", "all", "coverage", 2)] == pytest.approx(2 / 4)
     info_a, info_b = -math.log2(3 / 4), -math.log2(1 / 4)  # a: 2 of 3 training users (+1 smoothing); b: none
     assert m[("s", "all", "novelty", 2)] == pytest.approx((2 * info_a + info_b) / 3)
-    assert m[("s", "all", "diversity", 2)] == pytest.approx(1.0)  # one pair, orthogonal embeddings
+    # v's one-item list has no pair; u's top 2 is one orthogonal pair, its top 3 adds dots 0.6 and 0.8.
+    assert m[("s", "all", "diversity", 2)] == pytest.approx(1.0)
+    assert m[("s", "all", "diversity", 3)] == pytest.approx((1.0 + 0.4 + 0.2) / 3)
 
 
 def test_sample_users_is_deterministic_and_bounded(spark):

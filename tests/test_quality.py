@@ -108,13 +108,20 @@ def test_gate_refuses_a_night_worse_than_the_last_published_one_and_force_publis
     assert gate["row_counts"]["gate_forced"] == 1 and gate["message"].startswith("FORCED")
 
 
-def test_gate_passes_and_records_why(spark, lakehouse):
+def test_gate_passes_and_records_why_on_a_sample_of_users(spark, lakehouse):
     settings, _ = lakehouse
-    cfg = make_config("unused", *settings, "gate.enabled=true")
+    full = offline.make_holdout(lakehouse[1].read(S.INTERACTIONS), lakehouse[1].cfg)
+    assert full.n_users > 3
+    full.release()
+    cfg = make_config("unused", *settings, "gate.enabled=true", "gate.max_users=3")
     ctx = RunContext(spark=spark, cfg=cfg, ds=date(2026, 11, 20))  # no earlier published night to compare with
     run_steps(ctx, ("ingest", "train_als", "gate"))
     gate = _runs(spark, ctx.cfg.lakehouse.root, ctx.run_id)["gate"]
     assert gate["status"] == "succeeded" and gate["message"].startswith("gate passed")
+    # The gate scored only its sample (what keeps it linear in users at scale).
+    users = (read_table(spark, ctx.root, S.METRICS).where((F.col(S.RUN_ID) == ctx.run_id) & (F.col("metric") == "users")
+             & (F.col("segment") == "all")).select(S.STRATEGY, "value").collect())
+    assert {r[S.STRATEGY]: r["value"] for r in users} == dict.fromkeys(["popularity", "als", "content", "hybrid"], 3.0)
 
 
 def test_global_time_protocol_holds_out_the_latest_events(spark, lakehouse):

@@ -120,3 +120,51 @@ def test_popularity_list_is_sorted_and_normalised():
     top = popularity_top_n(INDEX, 3)
     assert top[S.ITEM_ID].tolist() == ["a0", "a1", "b0"]
     assert top[S.SCORE].tolist() == pytest.approx([1.0, 0.8, 0.6])
+
+
+def _explicit_blend(users: np.ndarray, recent: np.ndarray, profiles: np.ndarray, index, weights: dict) -> np.ndarray:
+    """The blend as its definition reads: full (users x items) signals, z-scored per user over the
+    items with factors, weighted mean; the reference for the one-matrix-product form."""
+    warm = index.has_factors
+    signals = {"als": users @ index.factors.T, "recent": recent @ index.factors_unit.T,
+               "content": profiles @ index.content.T,
+               "popularity": np.broadcast_to(np.log1p(index.popularity), (len(users), len(warm)))}
+    total = sum(weights.values())
+    out = np.zeros((len(users), len(warm)))
+    for name, w in weights.items():
+        x = signals[name].astype(np.float64)[:, warm]
+        out[:, warm] += w * (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True) / total
+    out[:, ~warm] = -np.inf
+    return out
+
+
+def test_one_product_blend_equals_the_explicit_per_user_z_scored_blend():
+    rng = np.random.default_rng(3)
+    n, rank, dim = 60, 4, 6
+    has_factors = rng.random(n) > 0.2
+    index = build_item_index(pd.DataFrame({
+        S.ITEM_ID: [f"i{i:02d}" for i in range(n)],
+        S.FEATURES: [rng.normal(size=rank) if f else None for f in has_factors],
+        S.EMBEDDING: list(rng.normal(size=(n, dim))), POPULARITY: rng.pareto(1.5, n)}))
+    users = rng.normal(size=(5, rank)).astype(np.float32)
+    histories = [hist(rng.choice(np.flatnonzero(has_factors), 4, replace=False), ts=[1.0, 2.0, 3.0, 4.0])
+                 for _ in users]
+    weights = {"als": 0.2, "recent": 0.4, "popularity": 0.1, "content": 0.3}
+    p = params(("hybrid", Blend(**weights, new_item_slots=0)), top_n=10, recent_items=2, explain=False)
+    out = score_block([f"u{u}" for u in range(5)], list(users), histories, index, p)
+
+    recent = np.stack([index.factors_unit[h.pos[2:]].mean(axis=0) for h in histories])  # the 2 newest
+    profiles = np.stack([_profile(h, index, p) for h in histories])
+    expected = _explicit_blend(users, recent, profiles, index, weights)
+    for u, h in enumerate(histories):
+        expected[u, h.pos] = -np.inf  # seen
+        got = out[out[S.USER_ID] == f"u{u}"]
+        top = np.argsort(-expected[u], kind="stable")[:10]
+        assert got[S.ITEM_ID].tolist() == index.item_ids[top].tolist()
+        assert got[S.SCORE].to_numpy() == pytest.approx(expected[u, top], abs=1e-4)
+
+
+def _profile(h, index, p) -> np.ndarray:
+    age_days = (p.as_of_epoch_s - h.ts) / 86400.0
+    vec = ((h.weight * 0.5 ** (age_days / p.recency_half_life_days))[:, None] * index.content[h.pos]).sum(axis=0)
+    return vec / np.linalg.norm(vec)

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="the small sizes (about 10 minutes on 2 cores)")
     bench.add_argument("--json", help="also write the results as JSON here")
     bench.add_argument("--workdir", help="folder for the bench lakehouse (default: a new temporary folder)")
+    bench.add_argument("--scale", type=int, action="append", default=[], metavar="INTERACTIONS",
+                       help="instead: the whole nightly on synthetic data of this many interactions (repeatable; "
+                            "time and peak memory per step, growth between sizes)")
     vacuum = sub.add_parser("vacuum", parents=[settings],
                             help="list (default) or delete files no table version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
     if args.command == "bench":
-        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir)
+        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale)
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -141,17 +144,27 @@ def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
     return 0
 
 
-def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None) -> int:
+def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None, scale: list[int]) -> int:
     import tempfile
 
     from hybridrec import bench
+    from hybridrec import scale as scale_runs
 
     try:
         folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
-        result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
+        if scale:
+            runs = []
+            for n in sorted(scale):
+                runs.append(scale_runs.run_scale(spark, cfg, folder, n))
+                log.info("scale %d: %s", n, runs[-1])
+            result = scale_runs.scale_result(runs, spark.sparkContext.master)
+            table = scale_runs.format_scale(result)
+        else:
+            result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
+            table = bench.format_table(result)
     finally:
         spark.stop()
-    print(bench.format_table(result))
+    print(table)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

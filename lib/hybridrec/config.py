@@ -132,6 +132,7 @@ class GateConfig(_Section):
     enabled: bool
     k: int = Field(gt=0)
     max_drop_pct: float = Field(ge=0)
+    max_users: int = Field(ge=0)
 
 
 class TuneConfig(_Section):

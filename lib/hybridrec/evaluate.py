@@ -8,6 +8,8 @@ have no training interaction at all; light users have few training interactions.
 
 from __future__ import annotations
 
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -138,6 +140,8 @@ def beyond_accuracy_metrics(recs_df: DataFrame, train_df: DataFrame, embeddings_
     item_users = train_df.groupBy(S.ITEM_ID).agg(F.countDistinct(S.USER_ID).alias("_users"))
     recs = (recs_df.join(item_users, S.ITEM_ID, "left").crossJoin(n_users)
             .withColumn("_self_info", -F.log2((F.coalesce("_users", F.lit(0)) + 1) / (F.col("n") + 1))))
+    vectors = embeddings_df.select(S.ITEM_ID, array_to_vector(S.EMBEDDING).alias("_vec"),
+                                   F.aggregate(S.EMBEDDING, F.lit(0.0), lambda acc, x: acc + x * x).alias("_sq"))
     out = []
     for k in ks:
         top = recs.filter(F.col(S.RANK) <= k)
@@ -146,13 +150,14 @@ def beyond_accuracy_metrics(recs_df: DataFrame, train_df: DataFrame, embeddings_
             F.avg("_self_info").alias("novelty"))
         out.append(_long(agg, [(SEGMENT_ALL, "coverage", k, F.col("coverage")),
                                (SEGMENT_ALL, "novelty", k, F.col("novelty"))]))
-        emb = embeddings_df.select(S.ITEM_ID, S.EMBEDDING)
-        left = top.select(S.STRATEGY, S.USER_ID, F.col(S.RANK).alias("r1"), S.ITEM_ID).join(emb, S.ITEM_ID)
-        right = top.select(S.STRATEGY, S.USER_ID, F.col(S.RANK).alias("r2"), F.col(S.ITEM_ID).alias("_i2")).join(
-            emb.withColumnRenamed(S.ITEM_ID, "_i2").withColumnRenamed(S.EMBEDDING, "_e2"), "_i2")
-        pairs = left.join(right, [S.STRATEGY, S.USER_ID]).filter(F.col("r1") < F.col("r2"))
-        dot = F.aggregate(F.zip_with(S.EMBEDDING, "_e2", lambda x, y: x * y), F.lit(0.0), lambda acc, v: acc + v)
-        per_user = pairs.groupBy(S.STRATEGY, S.USER_ID).agg(F.avg(1.0 - dot).alias("_ild"))
+        # Mean over pairs of (1 - e_i·e_j) without forming the pairs: the pair dots of one list sum to
+        # (|sum e|^2 - sum |e|^2) / 2, so each list needs only its vector sum (linear in list length).
+        n, sum_sq = F.col("_n"), F.aggregate(vector_to_array("_sum"), F.lit(0.0), lambda acc, x: acc + x * x)
+        per_user = (top.select(S.STRATEGY, S.USER_ID, S.ITEM_ID).join(vectors, S.ITEM_ID)
+                    .groupBy(S.STRATEGY, S.USER_ID)
+                    .agg(Summarizer.sum(F.col("_vec")).alias("_sum"), F.sum("_sq").alias("_sq"), F.count("*").alias("_n"))
+                    .where(n >= 2)
+                    .select(S.STRATEGY, (1.0 - (sum_sq - F.col("_sq")) / (n * (n - 1))).alias("_ild")))
         ild = per_user.groupBy(S.STRATEGY).agg(F.avg("_ild").alias("diversity"))
         out.append(_long(ild, [(SEGMENT_ALL, "diversity", k, F.col("diversity"))]))
     result = out[0]

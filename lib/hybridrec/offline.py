@@ -186,8 +186,8 @@ def gate_step(ctx: RunContext, record: StepRecord) -> None:
         record.message = "gate disabled in config"
         return
     cfg = ctx.cfg
-    if gate.k not in cfg.evaluate.ks:
-        cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"ks": [*cfg.evaluate.ks, gate.k]})})
+    evaluate = cfg.evaluate.model_copy(update={"ks": sorted({*cfg.evaluate.ks, gate.k}), "max_users": gate.max_users})
+    cfg = cfg.model_copy(update={"evaluate": evaluate})
     metrics = run_evaluation(RunContext(ctx.spark, cfg, ctx.ds, ctx.run_id))
     write_metrics(ctx, metrics)
     print_metrics(metrics)

@@ -5,14 +5,19 @@ Arrow batches with their history and factors. For each block of users the worker
 matrix products rather than a cross join:
 
 - als: U·Vᵀ, the ALS dot product;
-- recent: mean positive cosine, in ALS factor space, to the user's few most recent positive items
+- recent: mean cosine, in ALS factor space, to the user's few most recent positive items
   (MovieLens users rate in sessions, so what they did last predicts what comes next);
 - popularity: log of the recency-decayed number of users per item;
 - content: cosine of centred item embeddings to the user's recency-weighted positive profile.
 
 Each signal is z-normalised per user over items with interactions and blended with the configured
-weights. Items with no interactions yet (no ALS factors) cannot be ranked by those signals; they get
-their own score, half "what ALS would say" through a ridge regression from embeddings to ALS item
+weights. Every signal is linear in an item-side vector (a·x_i), so its per-user mean and standard
+deviation follow from the item vectors' mean and covariance (computed once per index), and the whole
+blend is one matrix product Q·Xᵀ plus a per-user constant: a block of users costs one product over
+the item matrix and one top-N selection, not a dozen full (users x items) passes.
+
+Items with no interactions yet (no ALS factors) cannot be ranked by those signals; they get their
+own score, half "what ALS would say" through a ridge regression from embeddings to ALS item
 factors trained on the warm items, half content, and fill `new_item_slots` places at the end of the
 list. Seen items are masked; top-N uses argpartition. Unlike `recommendForAllUsers`, seen items are
 excluded. One pass can score several blends (`ScoringParams.blends`), which is how evaluation and
@@ -70,6 +75,22 @@ class ItemIndex:
     content: np.ndarray           # (n, dim) embeddings centred on the catalogue mean, re-normalised
     has_embedding: np.ndarray     # (n,) bool
     popularity: np.ndarray        # (n,) float32 recency-decayed users per item
+    moments: dict[str, Moments]   # item-vector mean and covariance per (signal, item set), see _index_moments
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean and population covariance of item vectors: the per-user z-score of a·x is
+    (a·x - a·mean) / sqrt(aᵀ·cov·a), without the (users x items) matrix."""
+    mean: np.ndarray              # (d,) float64
+    cov: np.ndarray               # (d, d) float64
+
+
+def _moments(x: np.ndarray) -> Moments:
+    x = x.astype(np.float64)
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    centred = x - mean
+    return Moments(mean, centred.T @ centred / max(1, len(x)))
 
 
 @dataclass(frozen=True)
@@ -137,12 +158,28 @@ def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0) -> 
     content = embeddings.copy()
     if has_embedding.any():
         content[has_embedding] = _unit_rows(embeddings[has_embedding] - embeddings[has_embedding].mean(axis=0))
+    warm_content = has_factors & has_embedding
+    if warm_content.any():
+        # A warm item without an embedding scores as an average item on content (z = 0), not as a gap.
+        content[has_factors & ~has_embedding] = content[warm_content].mean(axis=0)
+    factors_unit = _unit_rows(factors)
+    mapped_factors = _embedding_to_factors(content, factors, warm_content, mapping_ridge)
+    popularity = items_pdf[POPULARITY].fillna(0.0).to_numpy(np.float32)
+    new_items = ~has_factors & has_embedding
+    moments = {
+        "warm/als": _moments(factors[has_factors]),
+        "warm/recent": _moments(factors_unit[has_factors]),
+        "warm/popularity": _moments(np.log1p(popularity[has_factors])[:, None]),
+        "warm/content": _moments(content[warm_content]),
+        "embedded/content": _moments(content[has_embedding]),
+        "new/mapped": _moments(mapped_factors[new_items]),
+        "new/content": _moments(content[new_items]),
+    }
     return ItemIndex(
         item_ids=items_pdf[S.ITEM_ID].to_numpy(str),
-        factors=factors, factors_unit=_unit_rows(factors),
-        mapped_factors=_embedding_to_factors(content, factors, has_embedding & has_factors, mapping_ridge),
+        factors=factors, factors_unit=factors_unit, mapped_factors=mapped_factors,
         has_factors=has_factors, embeddings=embeddings, content=content, has_embedding=has_embedding,
-        popularity=items_pdf[POPULARITY].fillna(0.0).to_numpy(np.float32),
+        popularity=popularity, moments=moments,
     )
 
 
@@ -194,17 +231,6 @@ def with_histories(interactions_df: DataFrame, item_positions_df: DataFrame, use
     return histories.join(factors, S.USER_ID, "left")
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
-    """Per-row z-score over finite entries; non-finite entries stay NaN (float32, sums in float64)."""
-    finite = np.isfinite(x)
-    count = finite.sum(axis=1, keepdims=True).clip(min=1)
-    filled = np.where(finite, x, np.float32(0))
-    mean = filled.sum(axis=1, keepdims=True, dtype=np.float64) / count
-    square_mean = np.einsum("ij,ij->i", filled, filled, dtype=np.float64)[:, None] / count
-    std = np.sqrt(np.maximum(square_mean - mean * mean, 0.0)).clip(min=1e-6)
-    return ((x - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32, copy=False)
-
-
 def _positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
     """The user's most recent positive history items (newest first) that have `mask`."""
     keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
@@ -231,42 +257,106 @@ def _profiles(histories: list[History], index: ItemIndex, p: ScoringParams) -> t
     return profiles, sources
 
 
-def _recent_similarity(histories: list[History], index: ItemIndex, p: ScoringParams) -> np.ndarray:
-    """(users, items) mean positive cosine in ALS factor space to each user's recent positive items."""
-    out = np.full((len(histories), len(index.item_ids)), np.nan, dtype=np.float32)
+def _recent_queries(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
+    """Mean unit ALS factor of each user's recent positive items (its dot with a unit item factor is
+    the mean cosine to them), and whether the user has any."""
+    out = np.zeros((len(histories), index.factors.shape[1]), dtype=np.float32)
+    present = np.zeros(len(histories), dtype=bool)
     for row, hist in enumerate(histories):
         pos, _, _ = _positives(hist, index, p, p.recent_items, index.has_factors)
         if len(pos):
-            out[row] = np.maximum(index.factors_unit[pos] @ index.factors_unit.T, 0).mean(axis=0)
-    out[:, ~index.has_factors] = np.nan
-    return out
+            out[row], present[row] = index.factors_unit[pos].mean(axis=0), True
+    return out, present
 
 
-def _blend(signals: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Weighted mean of z-scored signals over the ones that are finite per entry; NaN where none is."""
-    active = [(name, weight) for name, weight in weights.items() if weight > 0]
+@dataclass(frozen=True)
+class _Space:
+    """The items one kind of list ranks, with each signal's item vectors restricted to them."""
+    cols: np.ndarray                 # item positions, column order of the score matrix
+    col_of: np.ndarray               # (n_items,) position -> column, -1 outside the space
+    items: dict[str, np.ndarray]     # signal -> (len(cols), d) item vectors
+    moments: dict[str, Moments]
+    stacked: dict[tuple[str, ...], np.ndarray]  # signals -> their vectors side by side (built on first use)
+
+    def matrix(self, signals: tuple[str, ...]) -> np.ndarray:
+        if signals not in self.stacked:
+            self.stacked[signals] = np.ascontiguousarray(np.concatenate([self.items[s] for s in signals], axis=1))
+        return self.stacked[signals]
+
+
+_SPACES: dict[int, tuple[ItemIndex, dict[str, _Space]]] = {}
+
+
+def _spaces(index: ItemIndex) -> dict[str, _Space]:
+    """warm: items with factors (interaction blends); embedded: items with an embedding (content-only
+    blends); new: embedded items without factors (new-item places). Cached per worker and index."""
+    cached = _SPACES.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+
+    def space(mask: np.ndarray, name: str, items: dict[str, np.ndarray]) -> _Space:
+        cols = np.flatnonzero(mask)
+        col_of = np.full(len(mask), -1, dtype=np.int64)
+        col_of[cols] = np.arange(len(cols))
+        moments = {s: index.moments[f"{name}/{s}"] for s in items}
+        return _Space(cols, col_of, {s: v[cols] for s, v in items.items()}, moments, {})
+
+    log_popularity = np.log1p(index.popularity)[:, None].astype(np.float32)
+    spaces = {
+        "warm": space(index.has_factors, "warm", {"als": index.factors, "recent": index.factors_unit,
+                                                  "popularity": log_popularity, "content": index.content}),
+        "embedded": space(index.has_embedding, "embedded", {"content": index.content}),
+        "new": space(~index.has_factors & index.has_embedding, "new",
+                     {"mapped": index.mapped_factors, "content": index.content}),
+    }
+    _SPACES.clear()  # one index per worker at a time (evaluation scores several, one after another)
+    _SPACES[id(index)] = (index, spaces)
+    return spaces
+
+
+def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
+                  weights: dict[str, float], seen: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(users, space columns) weighted mean of each user's z-scored signals, over the signals the user
+    has (`queries`: signal -> (user vectors, present)); -inf for seen items and users with none."""
+    active = tuple(s for s, w in weights.items() if w > 0)
     if not active:
         raise ValueError("a blend needs at least one positive weight")
-    if len(active) == 1:
-        return signals[active[0][0]]  # the weighted mean of one signal is the signal
-    total = numerator = 0.0
-    for name, weight in active:
-        z = signals[name]
-        present = np.isfinite(z)
-        numerator = numerator + np.where(present, weight * z, 0.0)
-        total = total + np.where(present, weight, 0.0)
-    return np.where(total > 0, numerator / np.where(total > 0, total, 1), np.nan)
+    n_users = len(next(iter(queries.values()))[1])
+    total = sum(weights[s] * queries[s][1] for s in active)
+    has_total = total > 0
+    parts, offset = [], np.zeros(n_users)
+    for s in active:
+        a, present = queries[s]
+        a = a.astype(np.float64)
+        m = space.moments[s]
+        mean = a @ m.mean
+        std = np.sqrt(np.maximum(((a @ m.cov) * a).sum(axis=1), 0.0)).clip(min=1e-6)
+        scale = np.where(present & has_total, weights[s] / (std * np.where(has_total, total, 1)), 0.0)
+        parts.append((a * scale[:, None]).astype(np.float32))
+        offset -= scale * mean
+    score = np.concatenate(parts, axis=1) @ space.matrix(active).T
+    score += offset.astype(np.float32)[:, None]
+    score[~has_total] = -np.inf
+    rows, cols = seen[0], space.col_of[seen[1]]
+    score[rows[cols >= 0], cols[cols >= 0]] = -np.inf  # never recommend what the user already interacted with
+    return score
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the column indices of the k largest finite scores, best first (ties by position)."""
+    """Per row, the column indices of the k largest scores, best first (ties by position)."""
     n = score.shape[1]
     if k <= 0 or n == 0:
         return np.zeros((score.shape[0], 0), dtype=np.int64)
     k = min(k, n)
-    top = np.argpartition(-score, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (score.shape[0], 1))
+    top = np.argpartition(score, n - k, axis=1)[:, n - k:] if k < n else np.tile(np.arange(n), (score.shape[0], 1))
     order = np.lexsort((top, -np.take_along_axis(score, top, axis=1)), axis=1)
     return np.take_along_axis(top, order, axis=1)
+
+
+def _ranked(space: _Space, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item positions and their scores (-inf where a row has fewer than k candidates)."""
+    top = _top(score, k)
+    return space.cols[top], np.take_along_axis(score, top, axis=1)
 
 
 def score_block(
@@ -274,80 +364,58 @@ def score_block(
 ) -> pd.DataFrame:
     """Top-N rows (SCORED_SCHEMA) for one block of users, one list per blend in `p.blends`."""
     n_users = len(user_ids)
+    spaces = _spaces(index)
     has_user_factors = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
     user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
     if has_user_factors.any():
         user_factors[has_user_factors] = np.stack([f for f in factors if f is not None and len(f) > 0])
-    new_items = ~index.has_factors & index.has_embedding
-    blends = [b for _, b in p.blends]
-
-    als = user_factors @ index.factors.T
-    als[:, ~index.has_factors] = np.nan
-    als[~has_user_factors] = np.nan
     profiles, profile_sources = _profiles(histories, index, p)
     no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
-    seen = np.zeros((n_users, len(index.item_ids)), dtype=bool)
-    for row, hist in enumerate(histories):
-        seen[row, hist.pos] = True  # never recommend what the user already interacted with
-
-    uses_new_items = any(b.new_item_slots > 0 for b in blends) and new_items.any()
-    content = None  # (users, items) only when a blend ranks by it; else computed for the chosen pairs
-    if uses_new_items or any(b.content > 0 for b in blends):
-        content = profiles @ index.content.T
-        content[:, ~index.has_embedding] = np.nan
-        content[no_profile] = np.nan
-    # z-scored signals, each computed once and only when some blend weighs it
-    warm: dict[str, np.ndarray] = {}
-    if any(b.als > 0 for b in blends):
-        warm["als"] = _zscore(als)
-    if any(b.content > 0 and b.uses_interactions for b in blends):
-        warm["content"] = _zscore(np.where(index.has_factors, content, np.nan))
+    seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),
+            np.concatenate([h.pos for h in histories]) if histories else np.zeros(0, np.int64))
+    blends = [b for _, b in p.blends]
+    queries = {"als": (user_factors, has_user_factors), "content": (profiles, ~no_profile),
+               "popularity": (np.ones((n_users, 1), np.float32), np.ones(n_users, bool)),
+               "mapped": (user_factors, has_user_factors)}
     if any(b.recent > 0 for b in blends):
-        warm["recent"] = _zscore(_recent_similarity(histories, index, p))
-    if any(b.popularity > 0 for b in blends):
-        log_popularity = np.where(index.has_factors, np.log1p(index.popularity), np.nan)
-        warm["popularity"] = _zscore(np.broadcast_to(log_popularity, als.shape))
-    all_content = {"content": _zscore(content)} if any(not b.uses_interactions for b in blends) else {}
-    if uses_new_items:
-        mapped = user_factors @ index.mapped_factors.T
-        mapped[:, ~new_items] = np.nan
-        mapped[~has_user_factors] = np.nan
-        new_score = _blend({"mapped": _zscore(mapped), "content": _zscore(np.where(new_items, content, np.nan))},
-                           {"mapped": p.new_item_mapped_weight, "content": 1.0 - p.new_item_mapped_weight})
-        new_score = np.where(seen | ~np.isfinite(new_score), -np.inf, new_score)
-    else:
-        new_score = None
+        queries["recent"] = _recent_queries(histories, index, p)
+
+    new_space = spaces["new"]
+    new_top = new_scores = None
+    max_slots = max([b.new_item_slots for b in blends if b.uses_interactions] or [0])
+    if max_slots and len(new_space.cols):
+        new_score = _blend_scores(new_space, queries, {"mapped": p.new_item_mapped_weight,
+                                                       "content": 1.0 - p.new_item_mapped_weight}, seen)
+        new_top, new_scores = _ranked(new_space, new_score, max_slots)
 
     frames = []
     for name, blend in p.blends:
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
-        score = _blend(warm, weights) if blend.uses_interactions else _blend(all_content, weights)
-        score = np.where(seen | ~np.isfinite(score), -np.inf, score)
-        slots = blend.new_item_slots if (new_score is not None and blend.uses_interactions) else 0
-        main_top = _top(score, p.top_n)
-        main_scores = np.take_along_axis(score, main_top, axis=1)
-        new_top = _top(new_score, slots) if slots else np.zeros((n_users, 0), dtype=np.int64)
-        new_scores = np.take_along_axis(new_score, new_top, axis=1) if slots else np.zeros((n_users, 0))
-        new_keep = np.isfinite(new_scores)
+        space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
+        main_top, main_scores = _ranked(space, _blend_scores(space, queries, weights, seen), p.top_n)
+        slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
+        top_new = new_top[:, :slots] if slots else np.zeros((n_users, 0), dtype=np.int64)
+        scores_new = new_scores[:, :slots] if slots else np.zeros((n_users, 0))
+        new_keep = np.isfinite(scores_new)
         # Finite scores come first in each top list, so "keep" is a prefix of every row.
         room = p.top_n - new_keep.sum(axis=1, keepdims=True)
         main_keep = np.isfinite(main_scores) & (np.cumsum(np.isfinite(main_scores), axis=1) <= room)
         keep = np.concatenate([main_keep, new_keep], axis=1)
         if not keep.any():
             continue
-        items = np.concatenate([main_top, new_top], axis=1)[keep]
+        items = np.concatenate([main_top, top_new], axis=1)[keep]
         rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
         is_new = np.concatenate([np.zeros_like(main_keep), np.ones_like(new_keep)], axis=1)[keep]
         strategy = np.where(is_new, NEW_ITEM_STRATEGY, name) if p.mark_new_items else np.full(len(items), name)
+        als = np.einsum("ij,ij->i", user_factors[rows], index.factors[items])
         frames.append(pd.DataFrame({
             S.USER_ID: np.asarray(user_ids, dtype=object)[rows],
             S.RANK: np.cumsum(keep, axis=1)[keep].astype(np.int32),
             S.ITEM_ID: index.item_ids[items],
-            S.SCORE: np.concatenate([main_scores, new_scores], axis=1)[keep].astype(np.float64),
-            S.ALS_SCORE: _nullable(als[rows, items]),
-            S.CONTENT_SCORE: _nullable(content[rows, items] if content is not None else
-                                       _pair_content(profiles, no_profile, index, rows, items)),
+            S.SCORE: np.concatenate([main_scores, scores_new], axis=1)[keep].astype(np.float64),
+            S.ALS_SCORE: _nullable(np.where(has_user_factors[rows] & index.has_factors[items], als, np.nan)),
+            S.CONTENT_SCORE: _nullable(_pair_content(profiles, no_profile, index, rows, items)),
             S.REASON_ITEM_ID: (_block_reasons(rows, items, profile_sources, histories, index) if p.explain
                                else np.full(len(items), None, dtype=object)),
             S.STRATEGY: strategy.astype(object),
@@ -397,8 +465,8 @@ def with_hybrid_recommendations(
     def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         index: ItemIndex = index_bc.value  # unpickled once per worker process
         n_items = max(1, len(index.item_ids))
-        # About a dozen (users x items) float matrices live at once: keep them inside block_bytes.
-        block = max(1, params.block_bytes // (n_items * 4 * (12 + params.recent_items)))
+        # Per (user, item): a float32 score and argpartition's int64 index; keep them inside block_bytes.
+        block = max(1, params.block_bytes // (n_items * 16))
         for batch in batches:
             for start in range(0, len(batch), block):
                 part = batch.iloc[start:start + block]
