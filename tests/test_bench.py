@@ -46,3 +46,25 @@ def test_bench_runs_every_stage_against_its_peer(spark, tmp_path):
     assert [r["row_counts"]["embedded"] for r in runs] == [40, incremental["size"]["changed"], 0]
     assert runs[-1]["ds"] == bench.BENCH_DS + timedelta(days=2)
     assert "ours s" in bench.format_table(result) and json.dumps(result)
+
+
+@pytest.mark.slow
+def test_scale_run_times_every_nightly_step_and_compares_ivf_with_exact_lists(spark, tmp_path):
+    from hybridrec import scale
+    from hybridrec.pipeline import STEPS
+
+    cfg = make_config(tmp_path / "unused", "recommend.ivf_list_size=5", "recommend.ivf_probes=1")
+    small, large = (scale.run_scale(spark, cfg, tmp_path, n, ivf=n == 8000) for n in (4000, 8000))
+    assert (small["users"], small["items"]) == (200 + 2, 20) and (large["users"], large["items"]) == (400 + 4, 40)
+    for run in (small, large):
+        assert set(run["steps"]) == set(STEPS)
+        assert all(step["seconds"] > 0 and step["peak_rss_gib"] > 0 for step in run["steps"].values())
+        assert run["total_s"] == pytest.approx(sum(step["seconds"] for step in run["steps"].values()))
+    ivf = large["recommend_ivf"]
+    # Same users get lists; 1 of about 8 lists searched, so the lists are approximate but overlap.
+    assert ivf["row_counts"]["recommendations"] == large["steps"]["recommend"]["row_counts"]["recommendations"]
+    assert 0 < ivf["recall_vs_exact"]["@5"] < 1
+    result = scale.scale_result([small, large], "local[2]")
+    [growth] = result["growth"]
+    assert growth["data_ratio"] == 2 and set(growth["step_time_ratio"]) == set(STEPS)
+    assert "recommend with ivf retrieval" in scale.format_scale(result) and json.dumps(result)

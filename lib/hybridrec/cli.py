@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scale", type=int, action="append", default=[], metavar="INTERACTIONS",
                        help="instead: the whole nightly on synthetic data of this many interactions (repeatable; "
                             "time and peak memory per step, growth between sizes)")
+    bench.add_argument("--ivf", action="store_true",
+                       help="with --scale: then the recommend step again with recommend.retrieval=ivf, "
+                            "timed and compared with exact lists on a sample of users")
+    bench.add_argument("--ivf-only", action="store_true",
+                       help="with --scale and --workdir: only that comparison, on the lakehouse an earlier "
+                            "--scale run left there")
     vacuum = sub.add_parser("vacuum", parents=[settings],
                             help="list (default) or delete files no table version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
     if args.command == "bench":
-        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale)
+        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale,
+                      ivf=args.ivf, ivf_only=args.ivf_only)
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -144,7 +151,8 @@ def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
     return 0
 
 
-def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None, scale: list[int]) -> int:
+def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None, scale: list[int],
+           ivf: bool, ivf_only: bool) -> int:
     import tempfile
 
     from hybridrec import bench
@@ -152,10 +160,14 @@ def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | Non
 
     try:
         folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
-        if scale:
+        if scale and ivf_only:
+            result = {"machine": bench.machine(), "recommend_ivf": {
+                n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n)) for n in scale}}
+            table = json.dumps(result["recommend_ivf"], indent=2)
+        elif scale:
             runs = []
             for n in sorted(scale):
-                runs.append(scale_runs.run_scale(spark, cfg, folder, n))
+                runs.append(scale_runs.run_scale(spark, cfg, folder, n, ivf=ivf))
                 log.info("scale %d: %s", n, runs[-1])
             result = scale_runs.scale_result(runs, spark.sparkContext.master)
             table = scale_runs.format_scale(result)

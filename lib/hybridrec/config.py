@@ -107,6 +107,9 @@ class RecommendConfig(_Section):
     new_item_mapped_weight: float = Field(ge=0, le=1)
     mapping_ridge: float = Field(gt=0)
     block_bytes: int = Field(gt=0)
+    retrieval: Literal["exact", "ivf"]
+    ivf_list_size: int = Field(gt=0)
+    ivf_probes: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:

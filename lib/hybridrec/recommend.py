@@ -37,6 +37,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from hybridrec import retrieval
 from hybridrec import schema as S
 from hybridrec.config import RecommendConfig
 from hybridrec.ingest import day_end
@@ -128,6 +129,9 @@ class ScoringParams:
     as_of_epoch_s: float          # end of the run date: recency is measured from here
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
+    retrieval: str = "exact"      # exact | ivf (approximate: see hybridrec.retrieval)
+    ivf_list_size: int = 256
+    ivf_probes: int = 16
 
 
 def blend_from_config(cfg: RecommendConfig) -> Blend:
@@ -199,6 +203,7 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         positive_min_weight=positive_min_weight, recent_items=cfg.recent_items,
         profile_max_items=cfg.profile_max_items, recency_half_life_days=cfg.recency_half_life_days,
         new_item_mapped_weight=cfg.new_item_mapped_weight, block_bytes=cfg.block_bytes,
+        retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
         as_of_epoch_s=day_end(ds).timestamp(),
     )
 
@@ -314,10 +319,10 @@ def _spaces(index: ItemIndex) -> dict[str, _Space]:
     return spaces
 
 
-def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
-                  weights: dict[str, float], seen: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(users, space columns) weighted mean of each user's z-scored signals, over the signals the user
-    has (`queries`: signal -> (user vectors, present)); -inf for seen items and users with none."""
+def _blend_query(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
+                 weights: dict[str, float]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The blend as (signals, Q, offset, has_signal): a user's weighted mean of z-scored signals over
+    the signals they have (`queries`: signal -> (user vectors, present)) is Q·x + offset."""
     active = tuple(s for s, w in weights.items() if w > 0)
     if not active:
         raise ValueError("a blend needs at least one positive weight")
@@ -334,12 +339,34 @@ def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray
         scale = np.where(present & has_total, weights[s] / (std * np.where(has_total, total, 1)), 0.0)
         parts.append((a * scale[:, None]).astype(np.float32))
         offset -= scale * mean
-    score = np.concatenate(parts, axis=1) @ space.matrix(active).T
-    score += offset.astype(np.float32)[:, None]
+    return active, np.concatenate(parts, axis=1), offset.astype(np.float32), has_total
+
+
+def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
+                  weights: dict[str, float], seen: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(users, space columns) blended scores; -inf for seen items and users with no signal."""
+    active, q, offset, has_total = _blend_query(space, queries, weights)
+    score = q @ space.matrix(active).T
+    score += offset[:, None]
     score[~has_total] = -np.inf
     rows, cols = seen[0], space.col_of[seen[1]]
     score[rows[cols >= 0], cols[cols >= 0]] = -np.inf  # never recommend what the user already interacted with
     return score
+
+
+def _ranked_main(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
+                 seen: tuple[np.ndarray, np.ndarray], p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
+    """Top-N positions and scores of one blend: exact, or through an IVF index (p.retrieval)."""
+    if p.retrieval != "ivf" or len(space.cols) < 4 * p.ivf_list_size:
+        return _ranked(space, _blend_scores(space, queries, weights, seen), p.top_n)
+    active, q, offset, has_total = _blend_query(space, queries, weights)
+    rows, cols = seen[0], space.col_of[seen[1]]
+    top, scores = retrieval.ivf_top_n(
+        retrieval.ivf_index(space.matrix(active), list_size=p.ivf_list_size, cache_key=(id(space), active)),
+        q, k=p.top_n, probes=p.ivf_probes, seen=(rows[cols >= 0], cols[cols >= 0]))
+    scores = scores + offset[:, None]
+    scores[~has_total] = -np.inf
+    return np.where(top >= 0, space.cols[np.maximum(top, 0)], 0), scores
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
@@ -393,7 +420,7 @@ def score_block(
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
-        main_top, main_scores = _ranked(space, _blend_scores(space, queries, weights, seen), p.top_n)
+        main_top, main_scores = _ranked_main(space, queries, weights, seen, p)
         slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
         top_new = new_top[:, :slots] if slots else np.zeros((n_users, 0), dtype=np.int64)
         scores_new = new_scores[:, :slots] if slots else np.zeros((n_users, 0))

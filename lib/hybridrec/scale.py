@@ -7,6 +7,7 @@ and 100k items), so comparing two sizes shows which steps grow faster than the d
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -14,13 +15,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import SparkSession
 
+from hybridrec import recommend
+from hybridrec import schema as S
 from hybridrec.bench import BENCH_DS, machine
 from hybridrec.config import Config
-from hybridrec.context import RunContext
+from hybridrec.context import RunContext, positive_min_weight, scoring_inputs
 from hybridrec.datasets.synthetic import generate_synthetic
+from hybridrec.evaluate import sample_users
 from hybridrec.pipeline import STEPS, run_steps
+from hybridrec.recommend import HYBRID
 
 INTERACTIONS_PER_USER = 20
 INTERACTIONS_PER_ITEM = 200
@@ -86,8 +93,10 @@ def _gib(n_bytes: int) -> float:
     return round(n_bytes / 2**30, 2)
 
 
-def run_scale(spark: SparkSession, cfg: Config, workdir: Path, n_interactions: int) -> dict[str, Any]:
-    """Generates the data (untimed by the nightly), then runs every nightly step on it."""
+def run_scale(spark: SparkSession, cfg: Config, workdir: Path, n_interactions: int, *,
+              ivf: bool = False) -> dict[str, Any]:
+    """Generates the data (untimed by the nightly), then runs every nightly step on it; with `ivf`,
+    the recommend step again with IVF retrieval, compared with the exact lists."""
     scale_cfg = scale_config(cfg, workdir, n_interactions)
     start = time.perf_counter()
     generate_synthetic(scale_cfg.synthetic, scale_cfg.lakehouse.root)
@@ -102,10 +111,14 @@ def run_scale(spark: SparkSession, cfg: Config, workdir: Path, n_interactions: i
             run_steps(ctx, (step,))
             steps[step] = {"seconds": time.perf_counter() - start, "peak_rss_gib": _gib(memory.window_peak_bytes),
                            "row_counts": dict(ctx.records[-1].row_counts), "message": ctx.records[-1].message}
+        total_s, peak = sum(v["seconds"] for v in steps.values()), memory.peak_bytes
+        if ivf:
+            memory.new_window()
+            ivf_recommend = {**compare_retrieval(spark, scale_cfg), "peak_rss_gib": _gib(memory.window_peak_bytes)}
     s = scale_cfg.synthetic
     return {"interactions": n_interactions, "users": s.n_users + s.n_users_without_history, "items": s.n_items,
-            "generate_s": generate_s, "steps": steps, "total_s": sum(v["seconds"] for v in steps.values()),
-            "peak_rss_gib": _gib(memory.peak_bytes), "driver_memory": scale_cfg.spark.driver_memory}
+            "generate_s": generate_s, "steps": steps, "total_s": total_s, "peak_rss_gib": _gib(peak),
+            "driver_memory": scale_cfg.spark.driver_memory, **({"recommend_ivf": ivf_recommend} if ivf else {})}
 
 
 def growth(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -124,6 +137,48 @@ def scale_result(runs: list[dict[str, Any]], master: str) -> dict[str, Any]:
     return {"machine": machine(), "spark_master": master, "scale": runs, "growth": growth(runs)}
 
 
+def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 2000) -> dict[str, Any]:
+    """The recommend step again with IVF retrieval (timed), and on a seeded sample of users the IVF
+    lists against exact ones from the same factors (recall: the share of exact items IVF also lists)."""
+    ivf_cfg = scale_cfg.model_copy(update={"recommend": scale_cfg.recommend.model_copy(update={"retrieval": "ivf"})})
+    ctx = RunContext(spark=spark, cfg=ivf_cfg, ds=BENCH_DS, force=True)
+    start = time.perf_counter()
+    run_steps(ctx, ("recommend",))
+    seconds = time.perf_counter() - start
+    params = recommend.scoring_params(ivf_cfg.recommend, positive_min_weight(ivf_cfg), ctx.ds)
+    params = dataclasses.replace(params, explain=False, mark_new_items=False)
+    inputs = scoring_inputs(ctx, interactions=ctx.read(S.INTERACTIONS), items=ctx.read(S.ITEMS),
+                            item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
+                            params=params)
+    sample = sample_users(inputs.histories, n_sample, seed=7).toPandas()
+    inputs.release()
+    histories = [recommend.History(np.asarray(p, np.int64), np.asarray(w, np.float64), np.asarray(t, np.float64))
+                 for p, w, t in zip(sample[recommend.HIST_POS], sample[recommend.HIST_WEIGHT],
+                                    sample[recommend.HIST_TS], strict=True)]
+    lists = {}
+    block = max(1, params.block_bytes // (len(inputs.index.item_ids) * 16))  # as the workers do
+    for retrieval in ("exact", "ivf"):
+        p = dataclasses.replace(params, retrieval=retrieval)
+        scored = pd.concat([recommend.score_block(sample[S.USER_ID].iloc[i:i + block].tolist(),
+                                                  sample[S.FEATURES].iloc[i:i + block].tolist(),
+                                                  histories[i:i + block], inputs.index, p)
+                            for i in range(0, len(sample), block)], ignore_index=True)
+        lists[retrieval] = scored[scored[S.STRATEGY] == HYBRID]
+    r = ivf_cfg.recommend
+    recall = {f"@{k}": _recall(lists["exact"], lists["ivf"], k) for k in (10, r.top_n)}
+    return {"seconds": seconds, "row_counts": dict(ctx.records[-1].row_counts), "ivf_list_size": r.ivf_list_size,
+            "ivf_probes": r.ivf_probes, "sample_users": len(sample), "recall_vs_exact": recall}
+
+
+def _recall(exact: pd.DataFrame, approx: pd.DataFrame, k: int) -> float:
+    """Mean over users of |approx top k & exact top k| / |exact top k| (rows ranked within a user)."""
+    def top(df: pd.DataFrame) -> pd.Series:
+        return df[df[S.RANK] <= k].groupby(S.USER_ID)[S.ITEM_ID].agg(set)
+
+    exact_top, approx_top = top(exact), top(approx)
+    return float(np.mean([len(items & approx_top.get(user, set())) / len(items) for user, items in exact_top.items()]))
+
+
 def format_scale(result: dict[str, Any]) -> str:
     runs = result["scale"]
     header = f"{'step':<14}" + "".join(f"{r['interactions']:>14,} s  GiB" for r in runs)
@@ -132,6 +187,12 @@ def format_scale(result: dict[str, Any]) -> str:
         lines.append(f"{step:<14}" + "".join(
             f"{r['steps'][step]['seconds']:>16.1f}{r['steps'][step]['peak_rss_gib']:>5.1f}" for r in runs))
     lines.append(f"{'total':<14}" + "".join(f"{r['total_s']:>16.1f}{r['peak_rss_gib']:>5.1f}" for r in runs))
+    for r in runs:
+        if "recommend_ivf" in r:
+            ivf = r["recommend_ivf"]
+            recall = ", ".join(f"recall{k} {v:.3f}" for k, v in ivf["recall_vs_exact"].items())
+            lines.append(f"{r['interactions']:,}: recommend with ivf retrieval {ivf['seconds']:.1f} s "
+                         f"({ivf['peak_rss_gib']:.1f} GiB), lists vs exact: {recall}")
     for g in result["growth"]:
         ratios = ", ".join(f"{step} {ratio:.1f}x" for step, ratio in g["step_time_ratio"].items())
         lines.append(f"{g['from']:,} -> {g['to']:,} ({g['data_ratio']:.0f}x data): {ratios}; "
