@@ -179,22 +179,25 @@ def _random_block(seed: int, n_items: int = 400, n_users: int = 30):
     return [f"u{u:02d}" for u in range(n_users)], list(rng.normal(size=(n_users, 4))), histories, index
 
 
-def test_ivf_retrieval_searching_every_list_gives_the_exact_lists():
-    users, factors, histories, index = _random_block(5)
-    blend = Blend(als=0.3, recent=0.3, popularity=0.1, content=0.3, new_item_slots=0)
+def _exact_and_ivf(seed: int, blend: Blend, probes: int):
+    """Exact and IVF lists (20 items per list, `probes` lists searched) for one random block."""
+    users, factors, histories, index = _random_block(seed)
     exact = score_block(users, factors, histories, index, params(("h", blend), top_n=10, explain=False))
     ivf = score_block(users, factors, histories, index, params(
-        ("h", blend), top_n=10, explain=False, retrieval="ivf", ivf_list_size=20, ivf_probes=10_000))
+        ("h", blend), top_n=10, explain=False, retrieval="ivf", ivf_list_size=20, ivf_probes=probes))
+    return users, histories, index, exact, ivf
+
+
+def test_ivf_retrieval_searching_every_list_gives_the_exact_lists():
+    blend = Blend(als=0.3, recent=0.3, popularity=0.1, content=0.3, new_item_slots=0)
+    _, _, _, exact, ivf = _exact_and_ivf(5, blend, probes=10_000)
     assert ivf[S.ITEM_ID].tolist() == exact[S.ITEM_ID].tolist()
     assert ivf[S.SCORE].to_numpy() == pytest.approx(exact[S.SCORE].to_numpy(), abs=1e-4)
 
 
 def test_ivf_retrieval_with_few_lists_fills_every_list_without_seen_items():
-    users, factors, histories, index = _random_block(6)
     blend = Blend(als=0.5, recent=0.0, popularity=0.0, content=0.5, new_item_slots=0)
-    exact = score_block(users, factors, histories, index, params(("h", blend), top_n=10, explain=False))
-    ivf = score_block(users, factors, histories, index, params(
-        ("h", blend), top_n=10, explain=False, retrieval="ivf", ivf_list_size=20, ivf_probes=2))
+    users, histories, index, exact, ivf = _exact_and_ivf(6, blend, probes=2)
     assert ivf.groupby(S.USER_ID).size().tolist() == [10] * len(users)
     for user, h in zip(users, histories, strict=True):
         assert not set(ivf[ivf[S.USER_ID] == user][S.ITEM_ID]) & set(index.item_ids[h.pos])

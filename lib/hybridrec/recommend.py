@@ -279,13 +279,13 @@ class _Space:
     """The items one kind of list ranks, with each signal's item vectors restricted to them."""
     cols: np.ndarray                 # item positions, column order of the score matrix
     col_of: np.ndarray               # (n_items,) position -> column, -1 outside the space
-    items: dict[str, np.ndarray]     # signal -> (len(cols), d) item vectors
+    items: dict[str, np.ndarray]     # signal -> (n_items, d) item vectors of the whole index (not copied)
     moments: dict[str, Moments]
     stacked: dict[tuple[str, ...], np.ndarray]  # signals -> their vectors side by side (built on first use)
 
     def matrix(self, signals: tuple[str, ...]) -> np.ndarray:
         if signals not in self.stacked:
-            self.stacked[signals] = np.ascontiguousarray(np.concatenate([self.items[s] for s in signals], axis=1))
+            self.stacked[signals] = np.concatenate([self.items[s][self.cols] for s in signals], axis=1)
         return self.stacked[signals]
 
 
@@ -304,7 +304,7 @@ def _spaces(index: ItemIndex) -> dict[str, _Space]:
         col_of = np.full(len(mask), -1, dtype=np.int64)
         col_of[cols] = np.arange(len(cols))
         moments = {s: index.moments[f"{name}/{s}"] for s in items}
-        return _Space(cols, col_of, {s: v[cols] for s, v in items.items()}, moments, {})
+        return _Space(cols, col_of, items, moments, {})
 
     log_popularity = np.log1p(index.popularity)[:, None].astype(np.float32)
     spaces = {
