@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.ml.feature import StringIndexer, StringIndexerModel
+from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -17,23 +17,21 @@ ITEM_IDX = "item_idx"
 CONFIDENCE = "confidence"
 
 
-def build_indexer(id_col: str, index_col: str) -> StringIndexer:
-    """Numbers distinct ids 0..n-1 in id order (ALS needs int ids; ours are strings)."""
-    return StringIndexer(inputCol=id_col, outputCol=index_col, stringOrderType="alphabetAsc")
+def with_summed_pairs(interactions_df: DataFrame) -> DataFrame:
+    """One row per (user, item): the summed event weights (ALS's implicit confidence)."""
+    return interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(F.sum(S.WEIGHT).cast("float").alias(CONFIDENCE))
 
 
-def with_dense_index(ids_df: DataFrame, indexer: StringIndexerModel) -> DataFrame:
-    """Distinct ids with their integer index from a fitted indexer."""
-    distinct = ids_df.select(indexer.getInputCol()).distinct()
-    indexed = indexer.transform(distinct)
-    return indexed.withColumn(indexer.getOutputCol(), F.col(indexer.getOutputCol()).cast("int"))
+def build_indexer() -> StringIndexer:
+    """Numbers distinct user and item ids 0..n-1 in id order, both in one pass (ALS needs int ids)."""
+    return StringIndexer(inputCols=[S.USER_ID, S.ITEM_ID], outputCols=[USER_IDX, ITEM_IDX],
+                         stringOrderType="alphabetAsc")
 
 
-def with_confidence(interactions_df: DataFrame, user_index_df: DataFrame, item_index_df: DataFrame) -> DataFrame:
-    """One row per (user, item): the summed event weights, on the integer indices."""
-    summed = interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(F.sum(S.WEIGHT).cast("float").alias(CONFIDENCE))
-    return (summed.join(user_index_df, S.USER_ID).join(item_index_df, S.ITEM_ID)
-            .select(USER_IDX, ITEM_IDX, CONFIDENCE))
+def with_indices(pairs_df: DataFrame, indexer: StringIndexerModel) -> DataFrame:
+    """user_idx, item_idx, confidence: a lookup in the fitted indexer's labels (no join, no shuffle)."""
+    indexed = indexer.transform(pairs_df)
+    return indexed.select(F.col(USER_IDX).cast("int"), F.col(ITEM_IDX).cast("int"), CONFIDENCE)
 
 
 def build_als(cfg: AlsConfig, parallelism: int) -> ALS:
@@ -48,15 +46,15 @@ def build_als(cfg: AlsConfig, parallelism: int) -> ALS:
     )
 
 
-def factors_frames(
-    model: ALSModel, user_index_df: DataFrame, item_index_df: DataFrame, ds: date
-) -> tuple[DataFrame, DataFrame]:
+def factors_frames(model: ALSModel, indexer: StringIndexerModel, ds: date) -> tuple[DataFrame, DataFrame]:
     """user_factors and item_factors rows (string ids, ds-stamped) from a fitted model."""
-    def to_rows(factors: DataFrame, index_df: DataFrame, id_col: str, idx_col: str) -> DataFrame:
-        joined = factors.join(index_df, factors["id"] == index_df[idx_col])
-        return joined.select(
+    user_labels, item_labels = indexer.labelsArray
+
+    def to_rows(factors: DataFrame, labels: list[str], id_col: str) -> DataFrame:
+        named = IndexToString(inputCol="id", outputCol=id_col, labels=labels).transform(factors)
+        return named.select(
             F.col(id_col), F.col(S.FEATURES).cast("array<float>").alias(S.FEATURES), F.lit(ds).alias(S.DS)
         )
 
-    return (to_rows(model.userFactors, user_index_df, S.USER_ID, USER_IDX),
-            to_rows(model.itemFactors, item_index_df, S.ITEM_ID, ITEM_IDX))
+    return (to_rows(model.userFactors, user_labels, S.USER_ID),
+            to_rows(model.itemFactors, item_labels, S.ITEM_ID))

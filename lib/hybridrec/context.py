@@ -67,17 +67,14 @@ def model_version(cfg: Config) -> str:
 
 def fit_factors(interactions: DataFrame, cfg: AlsConfig, ds: date) -> tuple[DataFrame, DataFrame]:
     """ALS user and item factor rows (string ids), persisted, from `interactions`."""
-    user_indexer = als.build_indexer(S.USER_ID, als.USER_IDX).fit(interactions)
-    item_indexer = als.build_indexer(S.ITEM_ID, als.ITEM_IDX).fit(interactions)
-    user_index = als.with_dense_index(interactions, user_indexer).persist()
-    item_index = als.with_dense_index(interactions, item_indexer).persist()
-    confidence = als.with_confidence(interactions, user_index, item_index).persist()
-    model = als.build_als(cfg, interactions.sparkSession.sparkContext.defaultParallelism).fit(confidence)
-    user_factors, item_factors = (df.persist() for df in als.factors_frames(model, user_index, item_index, ds))
+    pairs = als.with_summed_pairs(interactions).persist()  # read twice: by the indexer and by ALS
+    indexer = als.build_indexer().fit(pairs)
+    model = als.build_als(cfg, interactions.sparkSession.sparkContext.defaultParallelism).fit(
+        als.with_indices(pairs, indexer))
+    user_factors, item_factors = (df.persist() for df in als.factors_frames(model, indexer, ds))
     user_factors.count()
     item_factors.count()
-    for df in (user_index, item_index, confidence):
-        df.unpersist()
+    pairs.unpersist()
     return user_factors, item_factors
 
 
