@@ -67,14 +67,16 @@ def model_version(cfg: Config) -> str:
 
 def fit_factors(interactions: DataFrame, cfg: AlsConfig, ds: date) -> tuple[DataFrame, DataFrame]:
     """ALS user and item factor rows (string ids), persisted, from `interactions`."""
-    pairs = als.with_summed_pairs(interactions).persist()  # read twice: by the indexer and by ALS
+    pairs = als.with_summed_pairs(interactions).persist()  # read by the indexer, then indexed once
     indexer = als.build_indexer().fit(pairs)
-    model = als.build_als(cfg, interactions.sparkSession.sparkContext.defaultParallelism).fit(
-        als.with_indices(pairs, indexer))
-    user_factors, item_factors = (df.persist() for df in als.factors_frames(model, indexer, ds))
+    indexed = als.with_indices(pairs, indexer).persist()  # read by ALS and by the id maps
+    model = als.build_als(cfg, interactions.sparkSession.sparkContext.defaultParallelism).fit(als.ratings(indexed))
+    pairs.unpersist()
+    user_factors, item_factors = (df.persist() for df in als.factors_frames(
+        model, als.id_index(indexed, S.USER_ID, als.USER_IDX), als.id_index(indexed, S.ITEM_ID, als.ITEM_IDX), ds))
     user_factors.count()
     item_factors.count()
-    pairs.unpersist()
+    indexed.unpersist()
     return user_factors, item_factors
 
 
