@@ -38,6 +38,7 @@ def test_bench_runs_every_stage_against_its_peer(spark, tmp_path):
     assert stages["embedding"]["min_cosine_to_fp32"] > 0.999  # fp32 both sides: the same vectors
     assert stages["top_n_scoring"]["same_lists_as_numpy"] == 1.0
     assert stages["als_training"]["size"]["pairs"] > 0
+    assert 0 < stages["als_training"]["fit_only_s"] < stages["als_training"]["ours_s"]
     # The 1% night re-embedded exactly the changed texts, the 0% night none.
     incremental = stages["incremental_embedding"]
     assert set(incremental["embed_s"]) == {"100%", "1%", "0%"}
