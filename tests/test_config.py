@@ -46,3 +46,33 @@ def test_blend_needs_a_positive_weight():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def _shipped_profile(kind: str) -> dict:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("hybridrec").joinpath("profiles", f"{kind}.toml").read_text())
+
+
+def test_synthetic_dataset_gets_its_tuned_profile_under_file_and_set(tmp_path):
+    profile = _shipped_profile("synthetic")
+    movielens = load_config(overrides=['dataset.kind="movielens"'])
+    synthetic = load_config(overrides=['dataset.kind="synthetic"'])
+    for section in ("als", "recommend"):
+        for key, value in profile[section].items():
+            assert getattr(getattr(synthetic, section), key) == value, f"{section}.{key}"
+    assert synthetic.recommend != movielens.recommend  # the profile is not the MovieLens defaults
+    assert movielens.recommend == load_config(overrides=['dataset.kind="movielens"', "dataset.tuned_profile=false"]
+                                              ).recommend
+    # auto resolves to synthetic when the MovieLens folder is missing
+    auto = load_config(overrides=[f'movielens.path="{tmp_path / "none"}"'])
+    assert auto.recommend == synthetic.recommend
+    # a file and --set still win over the profile; tuned_profile=false keeps the shipped defaults
+    path = tmp_path / "mine.toml"
+    path.write_text("[recommend]\ncontent_weight = 0.05\n")
+    mine = load_config(path, ['dataset.kind="synthetic"', "recommend.als_weight=0.15"])
+    assert (mine.recommend.content_weight, mine.recommend.als_weight) == (0.05, 0.15)
+    assert mine.recommend.recent_weight == synthetic.recommend.recent_weight
+    plain = load_config(overrides=['dataset.kind="synthetic"', "dataset.tuned_profile=false"])
+    assert plain.recommend == movielens.recommend

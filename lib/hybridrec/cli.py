@@ -220,7 +220,7 @@ def _sql(spark, lakehouse_root: str, query: str, limit: int) -> int:
 
 def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
     from hybridrec import offline
-    from hybridrec.datasets import resolve_kind
+    from hybridrec.config import dataset_kind
     from hybridrec.io.locks import run_lock
     from hybridrec.runs import recorded_step
 
@@ -237,7 +237,7 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
         record.row_counts["metrics"] = len(metrics)
     offline.print_metrics(metrics)
     if json_path:
-        payload = offline.metrics_json(metrics, ctx.cfg, resolve_kind(ctx.cfg))
+        payload = offline.metrics_json(metrics, ctx.cfg, dataset_kind(ctx.cfg))
         if tune:
             payload["tuned"] = {"als_for_als": result.als_for_als.model_dump(),
                                 "als_for_hybrid": result.als_for_hybrid.model_dump(),

@@ -16,8 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from hybridrec import __version__, als, embed, recommend
 from hybridrec import schema as S
-from hybridrec.config import AlsConfig, Config
-from hybridrec.datasets import resolve_kind
+from hybridrec.config import AlsConfig, Config, dataset_kind
 from hybridrec.io.delta import read_table, write_table
 from hybridrec.runs import StepRecord, new_run_id
 
@@ -54,7 +53,7 @@ class RunContext:
 
 
 def positive_min_weight(cfg: Config) -> float:
-    kind = resolve_kind(cfg)
+    kind = dataset_kind(cfg)
     return {"movielens": cfg.movielens.positive_min_weight, "synthetic": cfg.synthetic.positive_min_weight,
             "files": cfg.files.positive_min_weight}[kind]
 

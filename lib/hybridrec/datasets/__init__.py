@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from hybridrec.config import Config
+from hybridrec.config import Config, dataset_kind
 
 
 @dataclass(frozen=True)
@@ -20,14 +19,8 @@ class RawInputs:
     name: str
 
 
-def resolve_kind(cfg: Config) -> str:
-    if cfg.dataset.kind != "auto":
-        return cfg.dataset.kind
-    return "movielens" if Path(cfg.movielens.path).is_dir() else "synthetic"
-
-
 def load_raw_inputs(spark: SparkSession, cfg: Config) -> RawInputs:
-    kind = resolve_kind(cfg)
+    kind = dataset_kind(cfg)
     if kind == "movielens":
         from hybridrec.datasets.movielens import load_movielens
         return load_movielens(spark, cfg.movielens)
