@@ -122,6 +122,14 @@ def test_gate_passes_a_hybrid_at_or_above_als_and_the_last_night():
     assert gate_failures(_gate_metrics(0.12, 0.10), k=10, max_drop_pct=10, previous_ndcg=0.13) == []
 
 
+def test_gate_passes_a_hybrid_equal_to_als_up_to_summation_order():
+    per_user = [0.1, 0.2, 0.3, 0.05, 0.9, 0.7, 0.6]
+    als, hybrid = sum(per_user) / 7, sum(reversed(per_user)) / 7
+    assert hybrid < als  # the same values, summed in another order
+    assert gate_failures(_gate_metrics(hybrid, als), k=10, max_drop_pct=10, previous_ndcg=None) == []
+    assert len(gate_failures(_gate_metrics(als * (1 - 1e-6), als), k=10, max_drop_pct=10, previous_ndcg=None)) == 1
+
+
 def test_gate_names_the_metric_and_the_gap_when_hybrid_is_below_als():
     [failure] = gate_failures(_gate_metrics(0.08, 0.10), k=10, max_drop_pct=10, previous_ndcg=None)
     assert "ndcg@10" in failure and "0.0800" in failure and "0.1000" in failure and "20.0%" in failure
