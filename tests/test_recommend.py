@@ -204,3 +204,29 @@ def test_ivf_retrieval_with_few_lists_fills_every_list_without_seen_items():
     recall = np.mean([len(set(ivf[ivf[S.USER_ID] == u][S.ITEM_ID]) & set(exact[exact[S.USER_ID] == u][S.ITEM_ID])) / 10
                       for u in users])
     assert 0.3 < recall < 1.0  # approximate (2 of 20 lists searched), yet mostly the right items
+
+
+def test_spark_scoring_gives_score_blocks_rows_in_blocks_with_nulls_intact(spark):
+    from chispa import assert_approx_df_equality
+
+    from hybridrec.recommend import HIST_POS, HIST_TS, HIST_WEIGHT, SCORED_SCHEMA, with_hybrid_recommendations
+
+    users = ["u1", "u2", "u3", "u4", "u5"]
+    factors = [A_FAN, None, np.array([0.0, 1.0]), np.array([0.5, 0.5]), A_FAN]
+    histories = [hist([0, 1]), hist([3], ts=[999_000.0]), hist([4], weight=[0.5]), hist([0, 3, 4]),
+                 hist(np.zeros(0, np.int64))]
+    p = params(("als", ALS_ONLY), ("hybrid", HYBRID), top_n=3, block_bytes=2 * 16 * len(IDS))  # 2 users a block
+    rows = pd.DataFrame({S.USER_ID: users, HIST_POS: [h.pos.tolist() for h in histories],
+                         HIST_WEIGHT: [h.weight.tolist() for h in histories],
+                         HIST_TS: [h.ts.tolist() for h in histories],
+                         S.FEATURES: [None if f is None else f.tolist() for f in factors]})
+    frame = spark.createDataFrame(rows, "user_id string, hist_pos array<bigint>, hist_weight array<double>, "
+                                        "hist_ts array<double>, features array<float>").repartition(2)
+    got = with_hybrid_recommendations(frame, spark.sparkContext.broadcast(INDEX), p)
+    expected = score_block(users, factors, histories, INDEX, p)
+    # Every kind of null the output has, so the Arrow path is checked on each of them.
+    assert expected[S.ALS_SCORE].isna().any() and expected[S.CONTENT_SCORE].isna().any()
+    assert expected[S.REASON_ITEM_ID].isna().any() and (expected[S.STRATEGY] == NEW_ITEM_STRATEGY).any()
+    order = [S.USER_ID, S.STRATEGY, S.RANK]
+    assert_approx_df_equality(got.orderBy(*order), spark.createDataFrame(expected, SCORED_SCHEMA).orderBy(*order),
+                              precision=1e-6, ignore_nullable=True)

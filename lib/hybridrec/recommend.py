@@ -32,10 +32,12 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from hybridrec import retrieval
 from hybridrec import schema as S
@@ -386,11 +388,37 @@ def _ranked(space: _Space, score: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return space.cols[top], np.take_along_axis(score, top, axis=1)
 
 
+@dataclass(frozen=True)
+class ScoredRows:
+    """One block's top-N rows as arrays: `rows` index the block's users, item columns are ItemIndex positions."""
+    rows: np.ndarray        # int64
+    rank: np.ndarray        # int32, 1 = best
+    items: np.ndarray       # int64
+    score: np.ndarray       # float64
+    als: np.ndarray         # float64, NaN = null
+    content: np.ndarray     # float64, NaN = null
+    reason: np.ndarray      # int64 position of the reason item, -1 = null
+    strategy: np.ndarray    # int64 index into `names`
+    names: tuple[str, ...]
+
+
 def score_block(
     user_ids: list[str], factors: list, histories: list[History], index: ItemIndex, p: ScoringParams
 ) -> pd.DataFrame:
     """Top-N rows (SCORED_SCHEMA) for one block of users, one list per blend in `p.blends`."""
-    n_users = len(user_ids)
+    r = score_rows(factors, histories, index, p)
+    reasons = index.item_ids[np.maximum(r.reason, 0)].astype(object)
+    reasons[r.reason < 0] = None
+    return pd.DataFrame({
+        S.USER_ID: np.asarray(user_ids, dtype=object)[r.rows], S.RANK: r.rank, S.ITEM_ID: index.item_ids[r.items],
+        S.SCORE: r.score, S.ALS_SCORE: _nullable(r.als), S.CONTENT_SCORE: _nullable(r.content),
+        S.REASON_ITEM_ID: reasons, S.STRATEGY: np.asarray(r.names, dtype=object)[r.strategy],
+    })
+
+
+def score_rows(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams) -> ScoredRows:
+    """score_block's rows, before user and item ids are attached."""
+    n_users = len(histories)
     spaces = _spaces(index)
     has_user_factors = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
     user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
@@ -415,8 +443,9 @@ def score_block(
                                                        "content": 1.0 - p.new_item_mapped_weight}, seen)
         new_top, new_scores = _ranked(new_space, new_score, max_slots)
 
-    frames = []
-    for name, blend in p.blends:
+    names = (*[name for name, _ in p.blends], NEW_ITEM_STRATEGY)
+    parts = []
+    for code, (_, blend) in enumerate(p.blends):
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
@@ -434,22 +463,22 @@ def score_block(
         items = np.concatenate([main_top, top_new], axis=1)[keep]
         rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
         is_new = np.concatenate([np.zeros_like(main_keep), np.ones_like(new_keep)], axis=1)[keep]
-        strategy = np.where(is_new, NEW_ITEM_STRATEGY, name) if p.mark_new_items else np.full(len(items), name)
+        strategy = np.where(is_new & p.mark_new_items, len(names) - 1, code)
         als = np.einsum("ij,ij->i", user_factors[rows], index.factors[items])
-        frames.append(pd.DataFrame({
-            S.USER_ID: np.asarray(user_ids, dtype=object)[rows],
-            S.RANK: np.cumsum(keep, axis=1)[keep].astype(np.int32),
-            S.ITEM_ID: index.item_ids[items],
-            S.SCORE: np.concatenate([main_scores, scores_new], axis=1)[keep].astype(np.float64),
-            S.ALS_SCORE: _nullable(np.where(has_user_factors[rows] & index.has_factors[items], als, np.nan)),
-            S.CONTENT_SCORE: _nullable(_pair_content(profiles, no_profile, index, rows, items)),
-            S.REASON_ITEM_ID: (_block_reasons(rows, items, profile_sources, histories, index) if p.explain
-                               else np.full(len(items), None, dtype=object)),
-            S.STRATEGY: strategy.astype(object),
-        }))
-    if not frames:
-        return pd.DataFrame({f.name: [] for f in SCORED_SCHEMA.fields})
-    return pd.concat(frames, ignore_index=True)
+        parts.append(ScoredRows(
+            rows=rows, rank=np.cumsum(keep, axis=1)[keep].astype(np.int32), items=items,
+            score=np.concatenate([main_scores, scores_new], axis=1)[keep].astype(np.float64),
+            als=np.where(has_user_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
+            content=_pair_content(profiles, no_profile, index, rows, items).astype(np.float64),
+            reason=(_block_reasons(rows, items, profile_sources, histories, index) if p.explain
+                    else np.full(len(items), -1, dtype=np.int64)),
+            strategy=strategy, names=names))
+    return ScoredRows(**{f: np.concatenate([getattr(r, f) for r in parts]) if parts else np.zeros(0, t)
+                         for f, t in _ROW_DTYPES.items()}, names=names)
+
+
+_ROW_DTYPES = {"rows": np.int64, "rank": np.int32, "items": np.int64, "score": np.float64, "als": np.float64,
+               "content": np.float64, "reason": np.int64, "strategy": np.int64}
 
 
 def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex, rows: np.ndarray,
@@ -461,7 +490,7 @@ def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex
 
 def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np.ndarray],
                    histories: list[History], index: ItemIndex) -> np.ndarray:
-    out = np.full(len(items), None, dtype=object)
+    out = np.full(len(items), -1, dtype=np.int64)
     for row in np.unique(rows):
         at = rows == row
         out[at] = _reasons(items[at], profile_sources[row], histories[row], index)
@@ -469,15 +498,14 @@ def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np
 
 
 def _reasons(items: np.ndarray, profile_source: np.ndarray, hist: History, index: ItemIndex) -> np.ndarray:
-    """Per recommended item, the history item whose embedding is closest ("because you liked ...")."""
+    """Per recommended item, the position of the history item whose embedding is closest ("because you
+    liked ..."); -1 where there is none."""
     pool = profile_source if len(profile_source) else hist.pos
     pool = pool[index.has_embedding[pool]]
     if not len(pool):
-        return np.full(len(items), None, dtype=object)
+        return np.full(len(items), -1, dtype=np.int64)
     sims = index.embeddings[items] @ index.embeddings[pool].T
-    reasons = index.item_ids[pool[np.argmax(sims, axis=1)]].astype(object)
-    reasons[~index.has_embedding[items]] = None
-    return reasons
+    return np.where(index.has_embedding[items], pool[np.argmax(sims, axis=1)], -1)
 
 
 def _nullable(values: np.ndarray) -> pd.Series:
@@ -487,23 +515,52 @@ def _nullable(values: np.ndarray) -> pd.Series:
 def with_hybrid_recommendations(
     histories_df: DataFrame, index_bc: Broadcast, params: ScoringParams
 ) -> DataFrame:
-    """Top-N hybrid rows (SCORED_SCHEMA) for every user in `histories_df`."""
+    """Top-N hybrid rows (SCORED_SCHEMA) for every user in `histories_df`.
 
-    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    Arrow in and out (mapInArrow): ids are taken from Arrow string arrays by position, so no Python
+    string object is made per output row (with pandas, building and converting them cost as much as
+    the scoring itself)."""
+
+    def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         index: ItemIndex = index_bc.value  # unpickled once per worker process
         n_items = max(1, len(index.item_ids))
         # Per (user, item): a float32 score and argpartition's int64 index; keep them inside block_bytes.
         block = max(1, params.block_bytes // (n_items * 16))
+        item_ids = schema = None
         for batch in batches:
-            for start in range(0, len(batch), block):
-                part = batch.iloc[start:start + block]
-                histories = [
-                    History(np.asarray(pos, np.int64), np.asarray(w, np.float64), np.asarray(ts, np.float64))
-                    for pos, w, ts in zip(part[HIST_POS], part[HIST_WEIGHT], part[HIST_TS], strict=True)
-                ]
-                yield score_block(part[S.USER_ID].tolist(), part[S.FEATURES].tolist(), histories, index, params)
+            if schema is None:
+                large = batch.column(S.USER_ID).type == pa.large_string()
+                schema = to_arrow_schema(SCORED_SCHEMA, prefers_large_types=large)
+                item_ids = pa.array(index.item_ids, type=schema.field(S.ITEM_ID).type)
+            for start in range(0, batch.num_rows, block):
+                part = batch.slice(start, block)
+                pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
+                                   ((HIST_POS, np.int64), (HIST_WEIGHT, np.float64), (HIST_TS, np.float64)))
+                histories = [History(*h) for h in zip(pos, weight, ts, strict=True)]
+                rows = score_rows(_list_rows(part.column(S.FEATURES), np.float32), histories, index, params)
+                yield _arrow_rows(rows, part.column(S.USER_ID), item_ids, schema)
 
-    return histories_df.mapInPandas(score_partition, SCORED_SCHEMA)
+    return histories_df.mapInArrow(score_partition, SCORED_SCHEMA)
+
+
+def _list_rows(column: pa.Array, dtype: type) -> list[np.ndarray]:
+    """Each row of an Arrow list column as a numpy view (empty where null): no Python object per element."""
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [values[offsets[i]:offsets[i + 1]] if valid[i] else values[:0] for i in range(len(column))]
+
+
+def _arrow_rows(r: ScoredRows, user_ids: pa.Array, item_ids: pa.Array, schema: pa.Schema) -> pa.RecordBatch:
+    def nullable(values: np.ndarray) -> pa.Array:
+        return pa.array(values, type=pa.float64(), mask=~np.isfinite(values))
+
+    strategies = pa.array(r.names, type=schema.field(S.STRATEGY).type)
+    return pa.RecordBatch.from_arrays([
+        user_ids.take(r.rows), pa.array(r.rank, type=pa.int32()), item_ids.take(r.items),
+        pa.array(r.score, type=pa.float64()), nullable(r.als), nullable(r.content),
+        item_ids.take(pa.array(r.reason, mask=r.reason < 0)), strategies.take(r.strategy),
+    ], schema=schema)
 
 
 def popularity_top_n(index: ItemIndex, top_n: int) -> pd.DataFrame:
