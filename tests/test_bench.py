@@ -54,7 +54,8 @@ def test_scale_run_times_every_nightly_step_and_compares_ivf_with_exact_lists(sp
     from hybridrec import scale
     from hybridrec.pipeline import STEPS
 
-    cfg = make_config(tmp_path / "unused", "recommend.ivf_list_size=5", "recommend.ivf_probes=1")
+    cfg = make_config(tmp_path / "unused", "recommend.ivf_list_size=5", "recommend.ivf_probes=1",
+                      "recommend.rerank_dims=4", "recommend.rerank_candidates=10")
     small, large = (scale.run_scale(spark, cfg, tmp_path, n, ivf=n == 8000) for n in (4000, 8000))
     assert (small["users"], small["items"]) == (200 + 2, 20) and (large["users"], large["items"]) == (400 + 4, 40)
     for run in (small, large):
@@ -65,6 +66,11 @@ def test_scale_run_times_every_nightly_step_and_compares_ivf_with_exact_lists(sp
     # Same users get lists; 1 of about 8 lists searched, so the lists are approximate but overlap.
     assert ivf["row_counts"]["recommendations"] == large["steps"]["recommend"]["row_counts"]["recommendations"]
     assert 0 < ivf["recall_vs_exact"]["@5"] < 1
+    # The same comparison for rerank on the lakehouse that run left (bench --scale N --rerank-only).
+    rerank = scale.compare_retrieval(spark, scale.scale_config(cfg, tmp_path, 8000), retrieval="rerank")
+    assert (rerank["retrieval"], rerank["rerank_dims"], rerank["rerank_candidates"]) == ("rerank", 4, 10)
+    assert rerank["row_counts"]["recommendations"] == ivf["row_counts"]["recommendations"]
+    assert 0 < rerank["recall_vs_exact"]["@5"] <= 1
     result = scale.scale_result([small, large], "local[2]")
     [growth] = result["growth"]
     assert growth["data_ratio"] == 2 and set(growth["step_time_ratio"]) == set(STEPS)

@@ -76,3 +76,8 @@ def test_synthetic_dataset_gets_its_tuned_profile_under_file_and_set(tmp_path):
     assert mine.recommend.recent_weight == synthetic.recommend.recent_weight
     plain = load_config(overrides=['dataset.kind="synthetic"', "dataset.tuned_profile=false"])
     assert plain.recommend == movielens.recommend
+
+
+def test_rerank_needs_at_least_top_n_candidates():
+    with pytest.raises(ConfigError, match=r"rerank_candidates \(10\) must be >= top_n \(50\)"):
+        load_config(overrides=['recommend.retrieval="rerank"', "recommend.rerank_candidates=10"])

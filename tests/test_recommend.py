@@ -179,13 +179,41 @@ def _random_block(seed: int, n_items: int = 400, n_users: int = 30):
     return [f"u{u:02d}" for u in range(n_users)], list(rng.normal(size=(n_users, 4))), histories, index
 
 
-def _exact_and_ivf(seed: int, blend: Blend, probes: int):
-    """Exact and IVF lists (20 items per list, `probes` lists searched) for one random block."""
+def _exact_and(seed: int, blend: Blend, **retrieval):
+    """Exact and approximate lists (`retrieval` settings) for one random block."""
     users, factors, histories, index = _random_block(seed)
     exact = score_block(users, factors, histories, index, params(("h", blend), top_n=10, explain=False))
-    ivf = score_block(users, factors, histories, index, params(
-        ("h", blend), top_n=10, explain=False, retrieval="ivf", ivf_list_size=20, ivf_probes=probes))
-    return users, histories, index, exact, ivf
+    approx = score_block(users, factors, histories, index, params(("h", blend), top_n=10, explain=False, **retrieval))
+    return users, histories, index, exact, approx
+
+
+def _exact_and_ivf(seed: int, blend: Blend, probes: int):
+    """Exact and IVF lists (20 items per list, `probes` lists searched) for one random block."""
+    return _exact_and(seed, blend, retrieval="ivf", ivf_list_size=20, ivf_probes=probes)
+
+
+def test_rerank_with_every_item_a_candidate_gives_the_exact_lists_and_scores():
+    blend = Blend(als=0.3, recent=0.3, popularity=0.1, content=0.3, new_item_slots=0)
+    # A 2-d first pass of a 15-wide blend, then all 400 items re-scored exactly.
+    _, _, _, exact, rerank = _exact_and(5, blend, retrieval="rerank", rerank_dims=2, rerank_candidates=400)
+    assert rerank[S.ITEM_ID].tolist() == exact[S.ITEM_ID].tolist()
+    assert rerank[S.SCORE].to_numpy() == pytest.approx(exact[S.SCORE].to_numpy(), abs=1e-4)
+
+
+def test_rerank_lists_are_full_unseen_exactly_scored_and_mostly_the_exact_items():
+    blend = Blend(als=0.3, recent=0.2, popularity=0.2, content=0.3, new_item_slots=0)
+    users, histories, index, exact, rerank = _exact_and(6, blend, retrieval="rerank", rerank_dims=6,
+                                                        rerank_candidates=40)
+    assert rerank.groupby(S.USER_ID).size().tolist() == [10] * len(users)
+    recall = []
+    for user, h in zip(users, histories, strict=True):
+        got, want = rerank[rerank[S.USER_ID] == user], exact[exact[S.USER_ID] == user]
+        assert not set(got[S.ITEM_ID]) & set(index.item_ids[h.pos])
+        assert got[S.SCORE].is_monotonic_decreasing
+        both = got.merge(want, on=S.ITEM_ID, suffixes=("", "_exact"))
+        assert both[S.SCORE].to_numpy() == pytest.approx(both[f"{S.SCORE}_exact"].to_numpy(), abs=1e-4)
+        recall.append(len(both) / 10)
+    assert 0.7 < np.mean(recall) < 1.0  # 6 of 15 dimensions, 40 of 400 items re-scored
 
 
 def test_ivf_retrieval_searching_every_list_gives_the_exact_lists():

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ivf-only", action="store_true",
                        help="with --scale and --workdir: only that comparison, on the lakehouse an earlier "
                             "--scale run left there")
+    bench.add_argument("--rerank-only", action="store_true",
+                       help="as --ivf-only, with recommend.retrieval=rerank (low-dimensional first pass, "
+                            "candidates re-scored exactly)")
     vacuum = sub.add_parser("vacuum", parents=[settings],
                             help="list (default) or delete files no table version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
     if args.command == "bench":
         return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale,
-                      ivf=args.ivf, ivf_only=args.ivf_only)
+                      ivf=args.ivf, ivf_only=args.ivf_only, rerank_only=args.rerank_only)
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -152,7 +155,7 @@ def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
 
 
 def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None, scale: list[int],
-           ivf: bool, ivf_only: bool) -> int:
+           ivf: bool, ivf_only: bool, rerank_only: bool = False) -> int:
     import tempfile
 
     from hybridrec import bench
@@ -160,10 +163,12 @@ def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | Non
 
     try:
         folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
-        if scale and ivf_only:
-            result = {"machine": bench.machine(), "recommend_ivf": {
-                n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n)) for n in scale}}
-            table = json.dumps(result["recommend_ivf"], indent=2)
+        if scale and (ivf_only or rerank_only):
+            mode = "rerank" if rerank_only else "ivf"
+            result = {"machine": bench.machine(), f"recommend_{mode}": {
+                n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n), retrieval=mode)
+                for n in scale}}
+            table = json.dumps(result[f"recommend_{mode}"], indent=2)
         elif scale:
             runs = []
             for n in sorted(scale):

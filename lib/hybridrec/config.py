@@ -108,9 +108,11 @@ class RecommendConfig(_Section):
     new_item_mapped_weight: float = Field(ge=0, le=1)
     mapping_ridge: float = Field(gt=0)
     block_bytes: int = Field(gt=0)
-    retrieval: Literal["exact", "ivf"]
+    retrieval: Literal["exact", "ivf", "rerank"]
     ivf_list_size: int = Field(gt=0)
     ivf_probes: int = Field(gt=0)
+    rerank_dims: int = Field(gt=0)
+    rerank_candidates: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:
@@ -118,6 +120,8 @@ class RecommendConfig(_Section):
             raise ValueError("als_weight + recent_weight + popularity_weight + content_weight must be > 0")
         if self.new_item_slots >= self.top_n:
             raise ValueError(f"new_item_slots ({self.new_item_slots}) must be < top_n ({self.top_n})")
+        if self.retrieval == "rerank" and self.rerank_candidates < self.top_n:
+            raise ValueError(f"rerank_candidates ({self.rerank_candidates}) must be >= top_n ({self.top_n})")
         return self
 
 

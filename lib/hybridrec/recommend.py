@@ -131,9 +131,11 @@ class ScoringParams:
     as_of_epoch_s: float          # end of the run date: recency is measured from here
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
-    retrieval: str = "exact"      # exact | ivf (approximate: see hybridrec.retrieval)
+    retrieval: str = "exact"      # exact | ivf | rerank (approximate: see hybridrec.retrieval)
     ivf_list_size: int = 256
     ivf_probes: int = 16
+    rerank_dims: int = 96
+    rerank_candidates: int = 300
 
 
 def blend_from_config(cfg: RecommendConfig) -> Blend:
@@ -206,6 +208,7 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         profile_max_items=cfg.profile_max_items, recency_half_life_days=cfg.recency_half_life_days,
         new_item_mapped_weight=cfg.new_item_mapped_weight, block_bytes=cfg.block_bytes,
         retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
+        rerank_dims=cfg.rerank_dims, rerank_candidates=cfg.rerank_candidates,
         as_of_epoch_s=day_end(ds).timestamp(),
     )
 
@@ -358,7 +361,20 @@ def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray
 
 def _ranked_main(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
                  seen: tuple[np.ndarray, np.ndarray], p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
-    """Top-N positions and scores of one blend: exact, or through an IVF index (p.retrieval)."""
+    """Top-N positions and scores of one blend: exact, or approximate (p.retrieval: ivf, rerank)."""
+    if p.retrieval == "rerank" and len(space.cols) > p.rerank_candidates:
+        active, q, offset, has_total = _blend_query(space, queries, weights)
+        matrix = space.matrix(active)
+        if matrix.shape[1] > p.rerank_dims:  # narrower blends are cheaper exact
+            rows, cols = seen[0], space.col_of[seen[1]]
+            proj = retrieval.projection(matrix, [space.items[s].shape[1] for s in active],
+                                        [weights[s] for s in active], dims=p.rerank_dims,
+                                        cache_key=(id(space), active, tuple(weights[s] for s in active)))
+            top, scores = retrieval.rerank_top_n(proj, matrix, q, k=p.top_n, candidates=p.rerank_candidates,
+                                                 seen=(rows[cols >= 0], cols[cols >= 0]))
+            scores = scores + offset[:, None]
+            scores[~has_total] = -np.inf
+            return space.cols[top], scores
     if p.retrieval != "ivf" or len(space.cols) < 4 * p.ivf_list_size:
         return _ranked(space, _blend_scores(space, queries, weights, seen), p.top_n)
     active, q, offset, has_total = _blend_query(space, queries, weights)

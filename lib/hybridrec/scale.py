@@ -137,10 +137,13 @@ def scale_result(runs: list[dict[str, Any]], master: str) -> dict[str, Any]:
     return {"machine": machine(), "spark_master": master, "scale": runs, "growth": growth(runs)}
 
 
-def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 2000) -> dict[str, Any]:
-    """The recommend step again with IVF retrieval (timed), and on a seeded sample of users the IVF
-    lists against exact ones from the same factors (recall: the share of exact items IVF also lists)."""
-    ivf_cfg = scale_cfg.model_copy(update={"recommend": scale_cfg.recommend.model_copy(update={"retrieval": "ivf"})})
+def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 2000,
+                      retrieval: str = "ivf") -> dict[str, Any]:
+    """The recommend step again with approximate `retrieval` (ivf or rerank; timed), and on a seeded
+    sample of users its lists against exact ones from the same factors (recall: the share of exact
+    items it also lists)."""
+    ivf_cfg = scale_cfg.model_copy(update={"recommend": scale_cfg.recommend.model_copy(
+        update={"retrieval": retrieval})})
     ctx = RunContext(spark=spark, cfg=ivf_cfg, ds=BENCH_DS, force=True)
     start = time.perf_counter()
     run_steps(ctx, ("recommend",))
@@ -157,17 +160,19 @@ def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 20
                                     sample[recommend.HIST_TS], strict=True)]
     lists = {}
     block = max(1, params.block_bytes // (len(inputs.index.item_ids) * 16))  # as the workers do
-    for retrieval in ("exact", "ivf"):
-        p = dataclasses.replace(params, retrieval=retrieval)
+    for mode in ("exact", retrieval):
+        p = dataclasses.replace(params, retrieval=mode)
         scored = pd.concat([recommend.score_block(sample[S.USER_ID].iloc[i:i + block].tolist(),
                                                   sample[S.FEATURES].iloc[i:i + block].tolist(),
                                                   histories[i:i + block], inputs.index, p)
                             for i in range(0, len(sample), block)], ignore_index=True)
-        lists[retrieval] = scored[scored[S.STRATEGY] == HYBRID]
+        lists[mode] = scored[scored[S.STRATEGY] == HYBRID]
     r = ivf_cfg.recommend
-    recall = {f"@{k}": _recall(lists["exact"], lists["ivf"], k) for k in (10, r.top_n)}
-    return {"seconds": seconds, "row_counts": dict(ctx.records[-1].row_counts), "ivf_list_size": r.ivf_list_size,
-            "ivf_probes": r.ivf_probes, "sample_users": len(sample), "recall_vs_exact": recall}
+    recall = {f"@{k}": _recall(lists["exact"], lists[retrieval], k) for k in (10, r.top_n)}
+    settings = ({"ivf_list_size": r.ivf_list_size, "ivf_probes": r.ivf_probes} if retrieval == "ivf"
+                else {"rerank_dims": r.rerank_dims, "rerank_candidates": r.rerank_candidates})
+    return {"retrieval": retrieval, "seconds": seconds, "row_counts": dict(ctx.records[-1].row_counts), **settings,
+            "sample_users": len(sample), "recall_vs_exact": recall}
 
 
 def _recall(exact: pd.DataFrame, approx: pd.DataFrame, k: int) -> float:
