@@ -142,13 +142,13 @@ def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 20
     """The recommend step again with approximate `retrieval` (ivf or rerank; timed), and on a seeded
     sample of users its lists against exact ones from the same factors (recall: the share of exact
     items it also lists)."""
-    ivf_cfg = scale_cfg.model_copy(update={"recommend": scale_cfg.recommend.model_copy(
+    approx_cfg = scale_cfg.model_copy(update={"recommend": scale_cfg.recommend.model_copy(
         update={"retrieval": retrieval})})
-    ctx = RunContext(spark=spark, cfg=ivf_cfg, ds=BENCH_DS, force=True)
+    ctx = RunContext(spark=spark, cfg=approx_cfg, ds=BENCH_DS, force=True)
     start = time.perf_counter()
     run_steps(ctx, ("recommend",))
     seconds = time.perf_counter() - start
-    params = recommend.scoring_params(ivf_cfg.recommend, positive_min_weight(ivf_cfg), ctx.ds)
+    params = recommend.scoring_params(approx_cfg.recommend, positive_min_weight(approx_cfg), ctx.ds)
     params = dataclasses.replace(params, explain=False, mark_new_items=False)
     inputs = scoring_inputs(ctx, interactions=ctx.read(S.INTERACTIONS), items=ctx.read(S.ITEMS),
                             item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
@@ -167,7 +167,7 @@ def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 20
                                                   histories[i:i + block], inputs.index, p)
                             for i in range(0, len(sample), block)], ignore_index=True)
         lists[mode] = scored[scored[S.STRATEGY] == HYBRID]
-    r = ivf_cfg.recommend
+    r = approx_cfg.recommend
     recall = {f"@{k}": _recall(lists["exact"], lists[retrieval], k) for k in (10, r.top_n)}
     settings = ({"ivf_list_size": r.ivf_list_size, "ivf_probes": r.ivf_probes} if retrieval == "ivf"
                 else {"rerank_dims": r.rerank_dims, "rerank_candidates": r.rerank_candidates})
