@@ -78,6 +78,8 @@ def test_synthetic_dataset_gets_its_tuned_profile_under_file_and_set(tmp_path):
     assert plain.recommend == movielens.recommend
 
 
-def test_rerank_needs_at_least_top_n_candidates():
-    with pytest.raises(ConfigError, match=r"rerank_candidates \(10\) must be >= top_n \(50\)"):
-        load_config(overrides=['recommend.retrieval="rerank"', "recommend.rerank_candidates=10"])
+@pytest.mark.parametrize("retrieval", ["rerank", "ivf"])
+def test_approximate_retrieval_needs_at_least_top_n_candidates(retrieval):
+    with pytest.raises(ConfigError, match=rf"rerank_candidates \(10\) must be >= top_n \(50\) with retrieval '{retrieval}'"):
+        load_config(overrides=[f'recommend.retrieval="{retrieval}"', "recommend.rerank_candidates=10"])
+    assert load_config(overrides=['recommend.retrieval="exact"', "recommend.rerank_candidates=10"])

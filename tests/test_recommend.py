@@ -187,9 +187,10 @@ def _exact_and(seed: int, blend: Blend, **retrieval):
     return users, histories, index, exact, approx
 
 
-def _exact_and_ivf(seed: int, blend: Blend, probes: int):
-    """Exact and IVF lists (20 items per list, `probes` lists searched) for one random block."""
-    return _exact_and(seed, blend, retrieval="ivf", ivf_list_size=20, ivf_probes=probes)
+def _exact_and_ivf(seed: int, blend: Blend, probes: int, candidates: int):
+    """Exact and IVF lists (a 6-d first pass, 20 items per list, `probes` lists searched) for one random block."""
+    return _exact_and(seed, blend, retrieval="ivf", rerank_dims=6, rerank_candidates=candidates,
+                      ivf_list_size=20, ivf_probes=probes)
 
 
 def test_rerank_with_every_item_a_candidate_gives_the_exact_lists_and_scores():
@@ -216,22 +217,36 @@ def test_rerank_lists_are_full_unseen_exactly_scored_and_mostly_the_exact_items(
     assert 0.7 < np.mean(recall) < 1.0  # 6 of 15 dimensions, 40 of 400 items re-scored
 
 
-def test_ivf_retrieval_searching_every_list_gives_the_exact_lists():
+def test_ivf_retrieval_searching_every_list_for_every_item_gives_the_exact_lists():
     blend = Blend(als=0.3, recent=0.3, popularity=0.1, content=0.3, new_item_slots=0)
-    _, _, _, exact, ivf = _exact_and_ivf(5, blend, probes=10_000)
+    _, _, _, exact, ivf = _exact_and_ivf(5, blend, probes=10_000, candidates=400)
     assert ivf[S.ITEM_ID].tolist() == exact[S.ITEM_ID].tolist()
     assert ivf[S.SCORE].to_numpy() == pytest.approx(exact[S.SCORE].to_numpy(), abs=1e-4)
 
 
-def test_ivf_retrieval_with_few_lists_fills_every_list_without_seen_items():
+def test_ivf_retrieval_finds_most_exact_items_in_a_few_lists_and_scores_them_exactly():
+    blend = Blend(als=0.3, recent=0.2, popularity=0.2, content=0.3, new_item_slots=0)
+    users, histories, index, exact, ivf = _exact_and_ivf(6, blend, probes=6, candidates=60)
+    assert ivf.groupby(S.USER_ID).size().tolist() == [10] * len(users)
+    recall = []
+    for user, h in zip(users, histories, strict=True):
+        got, want = ivf[ivf[S.USER_ID] == user], exact[exact[S.USER_ID] == user]
+        assert not set(got[S.ITEM_ID]) & set(index.item_ids[h.pos])
+        assert got[S.SCORE].is_monotonic_decreasing
+        both = got.merge(want, on=S.ITEM_ID, suffixes=("", "_exact"))
+        assert both[S.SCORE].to_numpy() == pytest.approx(both[f"{S.SCORE}_exact"].to_numpy(), abs=1e-4)
+        recall.append(len(both) / 10)
+    # 6 of 20 lists searched, 60 of 400 items re-scored (test_retrieval checks the lists' recall).
+    assert 0.8 < np.mean(recall) < 1.0
+
+
+def test_ivf_retrieval_falls_back_to_every_item_for_users_its_lists_cannot_fill():
     blend = Blend(als=0.5, recent=0.0, popularity=0.0, content=0.5, new_item_slots=0)
-    users, histories, index, exact, ivf = _exact_and_ivf(6, blend, probes=2)
+    # One list of about 20 items searched; users with up to 59 seen items need more than it holds.
+    users, histories, index, _, ivf = _exact_and_ivf(7, blend, probes=1, candidates=10)
     assert ivf.groupby(S.USER_ID).size().tolist() == [10] * len(users)
     for user, h in zip(users, histories, strict=True):
         assert not set(ivf[ivf[S.USER_ID] == user][S.ITEM_ID]) & set(index.item_ids[h.pos])
-    recall = np.mean([len(set(ivf[ivf[S.USER_ID] == u][S.ITEM_ID]) & set(exact[exact[S.USER_ID] == u][S.ITEM_ID])) / 10
-                      for u in users])
-    assert 0.3 < recall < 1.0  # approximate (2 of 20 lists searched), yet mostly the right items
 
 
 def test_spark_scoring_gives_score_blocks_rows_in_blocks_with_nulls_intact(spark):

@@ -108,7 +108,7 @@ class RecommendConfig(_Section):
     new_item_mapped_weight: float = Field(ge=0, le=1)
     mapping_ridge: float = Field(gt=0)
     block_bytes: int = Field(gt=0)
-    retrieval: Literal["exact", "ivf", "rerank"]
+    retrieval: Literal["exact", "rerank", "ivf"]
     ivf_list_size: int = Field(gt=0)
     ivf_probes: int = Field(gt=0)
     rerank_dims: int = Field(gt=0)
@@ -120,8 +120,9 @@ class RecommendConfig(_Section):
             raise ValueError("als_weight + recent_weight + popularity_weight + content_weight must be > 0")
         if self.new_item_slots >= self.top_n:
             raise ValueError(f"new_item_slots ({self.new_item_slots}) must be < top_n ({self.top_n})")
-        if self.retrieval == "rerank" and self.rerank_candidates < self.top_n:
-            raise ValueError(f"rerank_candidates ({self.rerank_candidates}) must be >= top_n ({self.top_n})")
+        if self.retrieval in ("rerank", "ivf") and self.rerank_candidates < self.top_n:
+            raise ValueError(f"rerank_candidates ({self.rerank_candidates}) must be >= top_n ({self.top_n}) "
+                             f"with retrieval {self.retrieval!r}")
         return self
 
 

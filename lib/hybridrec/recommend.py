@@ -131,7 +131,7 @@ class ScoringParams:
     as_of_epoch_s: float          # end of the run date: recency is measured from here
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
-    retrieval: str = "exact"      # exact | ivf | rerank (approximate: see hybridrec.retrieval)
+    retrieval: str = "exact"      # exact | rerank | ivf (approximate: see hybridrec.retrieval)
     ivf_list_size: int = 256
     ivf_probes: int = 16
     rerank_dims: int = 96
@@ -359,32 +359,29 @@ def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray
     return score
 
 
-def _ranked_main(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
-                 seen: tuple[np.ndarray, np.ndarray], p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
-    """Top-N positions and scores of one blend: exact, or approximate (p.retrieval: ivf, rerank)."""
-    if p.retrieval == "rerank" and len(space.cols) > p.rerank_candidates:
+def _ranked_blend(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
+                  seen: tuple[np.ndarray, np.ndarray], p: ScoringParams, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k positions and scores of one blend: exact, or approximate (p.retrieval: rerank, ivf)."""
+    if p.retrieval in ("rerank", "ivf") and len(space.cols) > p.rerank_candidates:
         active, q, offset, has_total = _blend_query(space, queries, weights)
         matrix = space.matrix(active)
         if matrix.shape[1] > p.rerank_dims:  # narrower blends are cheaper exact
             rows, cols = seen[0], space.col_of[seen[1]]
+            seen_here = (rows[cols >= 0], cols[cols >= 0])
+            key = (id(space), active, tuple(weights[s] for s in active), p.rerank_dims)
             proj = retrieval.projection(matrix, [space.items[s].shape[1] for s in active],
-                                        [weights[s] for s in active], dims=p.rerank_dims,
-                                        cache_key=(id(space), active, tuple(weights[s] for s in active)))
-            top, scores = retrieval.rerank_top_n(proj, matrix, q, k=p.top_n, candidates=p.rerank_candidates,
-                                                 seen=(rows[cols >= 0], cols[cols >= 0]))
+                                        [weights[s] for s in active], dims=p.rerank_dims, cache_key=key)
+            if p.retrieval == "ivf" and len(space.cols) >= 4 * p.ivf_list_size:
+                index = retrieval.ivf_index(proj, list_size=p.ivf_list_size, cache_key=(*key, p.ivf_list_size))
+                top, scores = retrieval.ivf_top_n(proj, index, matrix, q, k=k, candidates=p.rerank_candidates,
+                                                  probes=p.ivf_probes, seen=seen_here)
+            else:
+                top, scores = retrieval.rerank_top_n(proj, matrix, q, k=k, candidates=p.rerank_candidates,
+                                                     seen=seen_here)
             scores = scores + offset[:, None]
             scores[~has_total] = -np.inf
             return space.cols[top], scores
-    if p.retrieval != "ivf" or len(space.cols) < 4 * p.ivf_list_size:
-        return _ranked(space, _blend_scores(space, queries, weights, seen), p.top_n)
-    active, q, offset, has_total = _blend_query(space, queries, weights)
-    rows, cols = seen[0], space.col_of[seen[1]]
-    top, scores = retrieval.ivf_top_n(
-        retrieval.ivf_index(space.matrix(active), list_size=p.ivf_list_size, cache_key=(id(space), active)),
-        q, k=p.top_n, probes=p.ivf_probes, seen=(rows[cols >= 0], cols[cols >= 0]))
-    scores = scores + offset[:, None]
-    scores[~has_total] = -np.inf
-    return np.where(top >= 0, space.cols[np.maximum(top, 0)], 0), scores
+    return _ranked(space, _blend_scores(space, queries, weights, seen), k)
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
@@ -455,6 +452,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     new_top = new_scores = None
     max_slots = max([b.new_item_slots for b in blends if b.uses_interactions] or [0])
     if max_slots and len(new_space.cols):
+        # New items are few (a few % of the catalogue): scoring them all costs less than any index.
         new_score = _blend_scores(new_space, queries, {"mapped": p.new_item_mapped_weight,
                                                        "content": 1.0 - p.new_item_mapped_weight}, seen)
         new_top, new_scores = _ranked(new_space, new_score, max_slots)
@@ -465,7 +463,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
-        main_top, main_scores = _ranked_main(space, queries, weights, seen, p)
+        main_top, main_scores = _ranked_blend(space, queries, weights, seen, p, p.top_n)
         slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
         top_new = new_top[:, :slots] if slots else np.zeros((n_users, 0), dtype=np.int64)
         scores_new = new_scores[:, :slots] if slots else np.zeros((n_users, 0))

@@ -169,8 +169,8 @@ def compare_retrieval(spark: SparkSession, scale_cfg: Config, n_sample: int = 20
         lists[mode] = scored[scored[S.STRATEGY] == HYBRID]
     r = approx_cfg.recommend
     recall = {f"@{k}": _recall(lists["exact"], lists[retrieval], k) for k in (10, r.top_n)}
-    settings = ({"ivf_list_size": r.ivf_list_size, "ivf_probes": r.ivf_probes} if retrieval == "ivf"
-                else {"rerank_dims": r.rerank_dims, "rerank_candidates": r.rerank_candidates})
+    settings = {"rerank_dims": r.rerank_dims, "rerank_candidates": r.rerank_candidates,
+                **({"ivf_list_size": r.ivf_list_size, "ivf_probes": r.ivf_probes} if retrieval == "ivf" else {})}
     return {"retrieval": retrieval, "seconds": seconds, "row_counts": dict(ctx.records[-1].row_counts), **settings,
             "sample_users": len(sample), "recall_vs_exact": recall}
 
