@@ -193,6 +193,21 @@ def _exact_and_ivf(seed: int, blend: Blend, probes: int, candidates: int):
                       ivf_list_size=20, ivf_probes=probes)
 
 
+def _approximate_lists_recall(users, histories, index, exact: pd.DataFrame, approx: pd.DataFrame) -> float:
+    """Checks that every approximate list is full, unseen, best first and exactly scored; returns the
+    mean share of each exact top 10 it holds."""
+    assert approx.groupby(S.USER_ID).size().tolist() == [10] * len(users)
+    recall = []
+    for user, h in zip(users, histories, strict=True):
+        got, want = approx[approx[S.USER_ID] == user], exact[exact[S.USER_ID] == user]
+        assert not set(got[S.ITEM_ID]) & set(index.item_ids[h.pos])
+        assert got[S.SCORE].is_monotonic_decreasing
+        both = got.merge(want, on=S.ITEM_ID, suffixes=("", "_exact"))
+        assert both[S.SCORE].to_numpy() == pytest.approx(both[f"{S.SCORE}_exact"].to_numpy(), abs=1e-4)
+        recall.append(len(both) / 10)
+    return float(np.mean(recall))
+
+
 def test_rerank_with_every_item_a_candidate_gives_the_exact_lists_and_scores():
     blend = Blend(als=0.3, recent=0.3, popularity=0.1, content=0.3, new_item_slots=0)
     # A 2-d first pass of a 15-wide blend, then all 400 items re-scored exactly.
@@ -205,16 +220,8 @@ def test_rerank_lists_are_full_unseen_exactly_scored_and_mostly_the_exact_items(
     blend = Blend(als=0.3, recent=0.2, popularity=0.2, content=0.3, new_item_slots=0)
     users, histories, index, exact, rerank = _exact_and(6, blend, retrieval="rerank", rerank_dims=6,
                                                         rerank_candidates=40)
-    assert rerank.groupby(S.USER_ID).size().tolist() == [10] * len(users)
-    recall = []
-    for user, h in zip(users, histories, strict=True):
-        got, want = rerank[rerank[S.USER_ID] == user], exact[exact[S.USER_ID] == user]
-        assert not set(got[S.ITEM_ID]) & set(index.item_ids[h.pos])
-        assert got[S.SCORE].is_monotonic_decreasing
-        both = got.merge(want, on=S.ITEM_ID, suffixes=("", "_exact"))
-        assert both[S.SCORE].to_numpy() == pytest.approx(both[f"{S.SCORE}_exact"].to_numpy(), abs=1e-4)
-        recall.append(len(both) / 10)
-    assert 0.7 < np.mean(recall) < 1.0  # 6 of 15 dimensions, 40 of 400 items re-scored
+    # 6 of 15 dimensions, 40 of 400 items re-scored
+    assert 0.7 < _approximate_lists_recall(users, histories, index, exact, rerank) < 1.0
 
 
 def test_ivf_retrieval_searching_every_list_for_every_item_gives_the_exact_lists():
@@ -227,17 +234,8 @@ def test_ivf_retrieval_searching_every_list_for_every_item_gives_the_exact_lists
 def test_ivf_retrieval_finds_most_exact_items_in_a_few_lists_and_scores_them_exactly():
     blend = Blend(als=0.3, recent=0.2, popularity=0.2, content=0.3, new_item_slots=0)
     users, histories, index, exact, ivf = _exact_and_ivf(6, blend, probes=6, candidates=60)
-    assert ivf.groupby(S.USER_ID).size().tolist() == [10] * len(users)
-    recall = []
-    for user, h in zip(users, histories, strict=True):
-        got, want = ivf[ivf[S.USER_ID] == user], exact[exact[S.USER_ID] == user]
-        assert not set(got[S.ITEM_ID]) & set(index.item_ids[h.pos])
-        assert got[S.SCORE].is_monotonic_decreasing
-        both = got.merge(want, on=S.ITEM_ID, suffixes=("", "_exact"))
-        assert both[S.SCORE].to_numpy() == pytest.approx(both[f"{S.SCORE}_exact"].to_numpy(), abs=1e-4)
-        recall.append(len(both) / 10)
     # 6 of 20 lists searched, 60 of 400 items re-scored (test_retrieval checks the lists' recall).
-    assert 0.8 < np.mean(recall) < 1.0
+    assert 0.8 < _approximate_lists_recall(users, histories, index, exact, ivf) < 1.0
 
 
 def test_ivf_retrieval_falls_back_to_every_item_for_users_its_lists_cannot_fill():
