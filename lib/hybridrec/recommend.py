@@ -132,7 +132,7 @@ class ScoringParams:
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
     retrieval: str = "exact"      # exact | rerank | ivf (approximate: see hybridrec.retrieval)
-    ivf_list_size: int = 256
+    ivf_list_size: int = 64
     ivf_probes: int = 16
     rerank_dims: int = 96
     rerank_candidates: int = 300
