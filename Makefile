@@ -4,14 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Spark JVM packages (pom.xml): fetched from Maven Central once, then read from here offline.
+JARS_DIR := $(VENV)/share/hybridrec/jars
+JARS_STAMP := $(JARS_DIR)/.fetched
+JVM_SOURCES := $(shell find lib/jvm -name '*.java')
 DS ?= 2026-11-22
 PYTEST_ARGS ?=
 
 PACK_DIR ?= dist
 
-.PHONY: setup demo test lint clean pack bench native-blas
+.PHONY: setup demo test lint clean pack bench native-blas jars
 
-setup: $(STAMP)
+setup: $(STAMP) $(JARS_STAMP)
+
+jars: $(JARS_STAMP)
+
+# delta-spark, hadoop-aws and AWS SDK modules, plus lib/jvm compiled, into $(JARS_DIR).
+$(JARS_STAMP): pom.xml $(JVM_SOURCES)
+	rm -rf $(JARS_DIR)
+	mvn -q -B -f pom.xml package dependency:copy-dependencies -DoutputDirectory=$(abspath $(JARS_DIR))
+	cp target/hybridrec-jvm-*.jar $(JARS_DIR)/
+	touch $(JARS_STAMP)
 
 $(STAMP): pyproject.toml
 	-@$(MAKE) --no-print-directory native-blas
@@ -20,10 +33,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: setup
 	$(BIN)/hybridrec run --ds $(DS)
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check lib tests jobs airflow_dags
 
 test: lint
@@ -40,11 +53,11 @@ native-blas:
 	  || echo "native BLAS: apt-get failed; Spark ALS will use its Java BLAS (slower)"; \
 	else echo "native BLAS: not root or no apt-get; install libopenblas0 for faster Spark ALS (optional)"; fi
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/hybridrec bench --quick --json bench.json
 
 # The environment executors need, as one archive for spark-submit --archives (see README).
-pack: $(STAMP)
+pack: setup
 	rm -rf $(PACK_DIR)/env $(PACK_DIR)/hybridrec-env.tar.gz
 	$(BIN)/python -m pip wheel --quiet --no-deps -w $(PACK_DIR) .
 	$(PYTHON) -m venv $(PACK_DIR)/env
@@ -52,4 +65,4 @@ pack: $(STAMP)
 	$(PACK_DIR)/env/bin/venv-pack --quiet -p $(PACK_DIR)/env -o $(PACK_DIR)/hybridrec-env.tar.gz
 
 clean:
-	rm -rf lakehouse .pytest_cache build dist lib/*.egg-info
+	rm -rf lakehouse .pytest_cache build dist target lib/*.egg-info

@@ -33,6 +33,7 @@ def describe() -> None:
                 "application": getattr(t, "application", None),
                 "application_args": getattr(t, "application_args", None),
                 "conn_id": getattr(t, "conn_id", None) or getattr(t, "_conn_id", None),
+                "jars": getattr(t, "jars", None) or getattr(t, "_jars", None),
             } for t in dag.tasks},
         }
     print(json.dumps(out))

@@ -29,10 +29,22 @@ def make_config(root, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto's standalone server) on loopback for the whole session."""
+    from object_store import S3Server
+
+    with S3Server(tmp_path_factory.mktemp("s3-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory, s3_server):
+    """Built the way the jobs build it; its s3a settings point at the session's S3 server, so a
+    test reaches a lakehouse there by setting only lakehouse.root."""
     from hybridrec.session import build_spark_session
 
-    session = build_spark_session(make_config(tmp_path_factory.mktemp("spark-root")))
+    root = tmp_path_factory.mktemp("spark-root")
+    session = build_spark_session(make_config(root, *s3_server.settings(str(root))[1:]))
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -1,11 +1,14 @@
 """Runs one nightly step in its own process group and SIGKILLs the whole group (driver, JVM, Python
 workers) at a chosen point of one table's write, the way a lost container dies. Used by test_crashes.
 
-    python tests/crash_harness.py STEP DS TABLE PHASE SETTING...
+    python tests/crash_harness.py STEP DS TABLE PHASE KILL_JAR SETTING...
 
-PHASE: staged (Spark has written the Parquet files, none moved into the table), moving (one file
-moved into the table folder, the rest still staged), before_commit (every file in place, no Delta
-commit yet), runs_record (the step's row for the `runs` table, before it is committed).
+Whoever kills first writes what it killed into the file named by HYBRIDREC_KILL_MARKER.
+
+PHASE: during_write (a Python task of the Spark job that writes TABLE kills the group: the job is
+running, none of its files committed), before_commit (every data file of the write is in place;
+the JVM SIGKILLs workers, driver and itself as Delta is about to write the commit file:
+tests/jvm/KillBeforeCommitLogStore).
 """
 
 from __future__ import annotations
@@ -15,66 +18,54 @@ import signal
 import sys
 from datetime import date
 
-
-def _die() -> None:
-    sys.stderr.write("crash_harness: SIGKILL\n")
-    sys.stderr.flush()
-    os.killpg(os.getpgid(0), signal.SIGKILL)
+KILL_STORE = "hybridrec.testing.KillBeforeCommitLogStore"
 
 
-def _arm(table: str, phase: str) -> None:
+def _arm_during_write(table: str) -> None:
     from hybridrec.io import delta
 
-    if phase in ("staged", "moving"):
-        real_replace = os.replace
+    real = delta._commit_frame
 
-        def replace(src, dst, *args, **kwargs):
-            if f"/{table}/" in str(dst) and str(dst).endswith(".parquet"):
-                if phase == "staged":
-                    _die()
-                real_replace(src, dst, *args, **kwargs)
-                _die()
-            return real_replace(src, dst, *args, **kwargs)
+    def commit_frame(df, path, spec, *args, **kwargs):
+        if spec.name == table:
+            def kill_in_the_write_job(batches):
+                for batch in batches:
+                    with open(os.environ["HYBRIDREC_KILL_MARKER"], "w") as marker:  # the JVM eats worker stderr
+                        marker.write(f"SIGKILL during the write job of {table}")
+                    os.killpg(int(os.environ["HYBRIDREC_KILL_PGID"]), signal.SIGKILL)
+                    yield batch
 
-        os.replace = replace
-    elif phase == "before_commit":
-        real_commit, real_create = delta._commit, delta._create_table
+            df = df.mapInArrow(kill_in_the_write_job, df.schema)
+        return real(df, path, spec, *args, **kwargs)
 
-        def commit(dt, spec, *args, **kwargs):
-            if spec.name == table:
-                _die()
-            return real_commit(dt, spec, *args, **kwargs)
+    delta._commit_frame = commit_frame
 
-        def create(path, spec, *args, **kwargs):
-            if spec.name == table:
-                _die()
-            return real_create(path, spec, *args, **kwargs)
 
-        delta._commit, delta._create_table = commit, create
-    elif phase == "driver_append":
-        import hybridrec.offline
-        import hybridrec.runs
+def _before_commit_conf(cfg, kill_jar: str) -> dict[str, str]:
+    from hybridrec.session import LOG_STORE_CLASS
 
-        real_append = delta.append_rows
-
-        def append_rows(rows, root, spec, **kwargs):
-            if spec.name == table:
-                _die()
-            return real_append(rows, root, spec, **kwargs)
-
-        hybridrec.runs.append_rows = hybridrec.offline.append_rows = append_rows
-    else:
-        raise SystemExit(f"unknown phase {phase!r}")
+    remote = "://" in cfg.lakehouse.root
+    scheme, delegate = ("s3a", LOG_STORE_CLASS) if remote else ("file", "io.delta.storage.HDFSLogStore")
+    return {"spark.jars": kill_jar, f"spark.delta.logStore.{scheme}.impl": KILL_STORE,
+            "spark.hadoop.hybridrec.test.delegate": delegate}
 
 
 def main() -> None:
-    step, ds, table, phase, *settings = sys.argv[1:]
+    step, ds, table, phase, kill_jar, *settings = sys.argv[1:]
     from hybridrec.config import load_config
     from hybridrec.pipeline import RunContext, run_steps
     from hybridrec.session import build_spark_session
 
+    os.environ["HYBRIDREC_KILL_PGID"] = str(os.getpgid(0))
     cfg = load_config(overrides=settings)
-    _arm(table, phase)
+    if phase == "during_write":
+        _arm_during_write(table)
+    elif phase == "before_commit":
+        os.environ["HYBRIDREC_KILL_TABLE"] = table
+        conf = {**cfg.spark.conf, **_before_commit_conf(cfg, kill_jar)}
+        cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"conf": conf})})
+    else:
+        raise SystemExit(f"unknown phase {phase!r}")
     spark = build_spark_session(cfg)
     run_steps(RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(ds)), (step,))
     raise SystemExit(f"crash_harness: step {step} finished without reaching {phase} of {table}")

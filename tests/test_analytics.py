@@ -1,5 +1,6 @@
-"""The analysts' surface on a two-night topic lakehouse: contracts in the Delta log, Spark SQL
-views, DuckDB/pandas without Spark, `hybridrec show` and `sql`, and the notebooks."""
+"""The analysts' surface on a two-night topic lakehouse: contracts in the Delta log, the Spark
+catalog (tables, latest views, history, time travel), DuckDB/pandas without Spark, `hybridrec show`
+and `sql`, and the notebooks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hybridrec import analytics, offline
 from hybridrec import schema as S
 from hybridrec.cli import main
 from hybridrec.context import RunContext
+from hybridrec.io.catalog import register_lakehouse
 from hybridrec.io.delta import read_table
 from hybridrec.pipeline import STEPS, run_steps
 from topic_data import files_settings, write_topic_dataset
@@ -44,29 +46,33 @@ def test_every_table_carries_its_contract_in_the_delta_log(lakehouse):
     root, _ = lakehouse
     for spec in S.TABLES.values():
         contract = analytics.table_contract(root, spec)
-        assert contract["name"] == spec.name and contract["description"] == spec.description
+        assert contract["description"] == spec.description
         assert contract["partition_by"] == list(spec.partition_by)
         assert [(name, comment) for name, _, comment in contract["columns"]] == [
             (f.name, f.metadata["comment"]) for f in spec.schema.fields]
 
 
-def test_spark_views_match_the_tables(spark, lakehouse):
+def test_the_catalog_holds_every_table_and_the_latest_views(spark, lakehouse):
     root, _ = lakehouse
-    assert analytics.register_views(spark, root) == list(analytics.VIEWS)
-    newest = NIGHTS[-1].isoformat()
-    expected = read_table(spark, root, S.RECOMMENDATIONS, partition_value=newest)
-    assert_df_equality(spark.table("recommendations_latest"), expected, ignore_row_order=True)
-    assert spark.table("recommendations").select(S.DS).distinct().count() == len(NIGHTS)
-    assert spark.sql("SELECT count(*) AS n, count(DISTINCT item_id) AS d FROM items").first() == (18, 18)
-    assert {r[0] for r in spark.sql("SELECT DISTINCT ds FROM metrics").collect()} == set(NIGHTS)
-    assert spark.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'").first()[0] == 2 * len(STEPS)
+    names = register_lakehouse(spark, root, "hybridrec")
+    assert set(names) == {f"hybridrec.{t}" for t in S.TABLES} | {"hybridrec.recommendations_latest",
+                                                                  "hybridrec.items_latest"}
+    expected = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHTS[-1])
+    assert_df_equality(spark.table("hybridrec.recommendations_latest"), expected, ignore_row_order=True)
+    assert spark.table("hybridrec.recommendations").select(S.DS).distinct().count() == len(NIGHTS)
+    assert spark.sql("SELECT count(*) AS n, count(DISTINCT item_id) AS d FROM hybridrec.items_latest").first() == (18, 18)
+    assert {r[0] for r in spark.sql("SELECT DISTINCT ds FROM hybridrec.metrics").collect()} == set(NIGHTS)
+    assert spark.sql("SELECT count(*) FROM hybridrec.runs WHERE status = 'succeeded'").first()[0] == 2 * len(STEPS)
+    described = {r[0]: r for r in spark.sql("DESCRIBE TABLE EXTENDED hybridrec.recommendations").collect()}
+    assert described["strategy"]["comment"] == S.RECOMMENDATIONS.schema["strategy"].metadata["comment"]
+    assert described["Comment"]["data_type"] == S.RECOMMENDATIONS.description
 
 
 def test_duckdb_and_pandas_read_the_same_rows_without_spark(spark, lakehouse):
     root, _ = lakehouse
     con = analytics.duckdb_connection(root)
     latest = con.execute("SELECT count(*), min(ds), max(ds) FROM recommendations_latest").fetchone()
-    spark_latest = read_table(spark, root, S.RECOMMENDATIONS, partition_value=NIGHTS[-1].isoformat()).count()
+    spark_latest = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHTS[-1]).count()
     assert latest == (spark_latest, NIGHTS[-1], NIGHTS[-1])
     assert con.execute("SELECT count(*) FROM recommendations").fetchone()[0] == 2 * spark_latest
     strategies = {r[0] for r in con.execute("SELECT DISTINCT strategy FROM metrics").fetchall()}
@@ -100,10 +106,12 @@ def test_sql_command_prints_the_query_result(lakehouse):
     root, _ = lakehouse
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     cmd = [sys.executable, "-m", "hybridrec.cli", "sql", "--set", f'lakehouse.root="{root}"',
+           "--set", 'spark.master="local[2]"', "--set", "spark.shuffle_partitions=2",
            "SELECT strategy, count(*) AS n FROM recommendations_latest GROUP BY strategy ORDER BY strategy"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "new_item" in done.stdout and "popularity" in done.stdout and "hybrid" in done.stdout
+    assert "hybridrec.recommendations_latest" in done.stderr  # a fresh application registered the catalog
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -73,7 +73,7 @@ def test_bad_rows_are_quarantined_and_counts_reconcile(spark, tmp_path, case):
     ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
     run_steps(ctx, ("ingest",))
 
-    quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, partition_value=DS.isoformat(),
+    quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, ds=DS.isoformat(),
                             required=False).collect()
     assert all(Path(r[S.SOURCE].removeprefix("file:")).name == fixture.name for r in quarantine)
     assert all(r[S.ENTITY] == entity and r[S.RECORD].startswith("{") for r in quarantine)
@@ -97,7 +97,7 @@ def test_very_long_text_is_cut_on_purpose_and_counted(spark, tmp_path):
     cfg = _config(tmp_path, items=_long_text_items(tmp_path))
     ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
     run_steps(ctx, ("ingest",))
-    items = read_table(spark, cfg.lakehouse.root, S.ITEMS, partition_value=DS.isoformat())
+    items = read_table(spark, cfg.lakehouse.root, S.ITEMS, ds=DS.isoformat())
     lengths = {r[S.ITEM_ID]: r["n"] for r in items.select(S.ITEM_ID, F.length(S.TEXT).alias("n")).collect()}
     assert lengths["long"] == cfg.ingest.max_text_chars == 4000
     assert max(n for item, n in lengths.items() if item != "long") < 100

@@ -1,6 +1,7 @@
 """A real Spark standalone cluster on loopback (master + one worker from the pyspark package),
 `spark-submit jobs/nightly.py` to it with the Python environment shipped as a venv-pack archive
-(`make pack`), exactly as the README tells a cluster user to do. The cluster is always stopped."""
+(`make pack`, no torch in it) and the JVM packages as --jars, writing the lakehouse to the S3 server,
+exactly as the README tells a cluster user to do. The cluster is always stopped."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pyspark
 import pytest
-from deltalake import DeltaTable
+
+from conftest import make_config
+from hybridrec import analytics
+from hybridrec import schema as S
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -71,7 +75,7 @@ def standalone_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone_cluster, tmp_path, capsys):
+def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone_cluster, s3_server, tmp_path, capsys):
     started = time.perf_counter()
     archive = Path(os.environ.get("HYBRIDREC_PACKED_ENV", tmp_path / "pack" / "hybridrec-env.tar.gz"))
     if "HYBRIDREC_PACKED_ENV" not in os.environ:  # set it to reuse an archive across local runs
@@ -80,14 +84,16 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
         assert pack.returncode == 0, pack.stderr[-3000:]
     packed = time.perf_counter()
 
-    lakehouse = tmp_path / "lakehouse"
+    root = f"s3a://{s3_server.new_bucket()}/lakehouse"
     settings = ['dataset.kind="synthetic"', f"synthetic.n_users={N_USERS}", "synthetic.n_items=60",
                 "synthetic.n_interactions=600", f"synthetic.n_users_without_history={N_ROSTER_ONLY}",
-                f'lakehouse.root="{lakehouse}"', f"recommend.top_n={TOP_N}", "recommend.new_item_slots=2",
+                *s3_server.settings(root), f"recommend.top_n={TOP_N}", "recommend.new_item_slots=2",
                 "als.rank=4", "als.max_iter=3", "spark.shuffle_partitions=2", "evaluate.cold_k=5"]
+    jars = subprocess.run([str(Path(sys.executable).parent / "hybridrec"), "jars"], capture_output=True, text=True,
+                          check=True).stdout.strip()
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", standalone_cluster,
            "--deploy-mode", "client", "--driver-memory", "2g", "--executor-memory", "3g",
-           "--archives", f"{archive}#environment",
+           "--archives", f"{archive}#environment", "--jars", jars,
            "--conf", "spark.pyspark.python=./environment/bin/python",
            "--conf", f"spark.pyspark.driver.python={sys.executable}",
            "--conf", "spark.ui.enabled=false",
@@ -99,13 +105,18 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-6000:]
 
-    recs = DeltaTable(str(lakehouse / "recommendations")).to_pyarrow_table()
-    users = set(recs.column("user_id").to_pylist())
-    assert len(users) == N_USERS + N_ROSTER_ONLY and recs.num_rows == len(users) * TOP_N
-    assert {d.isoformat() for d in pc.unique(recs.column("ds")).to_pylist()} == {"2026-11-22"}
+    lake = analytics.Lakehouse.from_config(make_config(root, *s3_server.settings(root)[1:]))
+    recs = analytics.read_pandas(lake, S.RECOMMENDATIONS)
+    users = set(recs[S.USER_ID])
+    assert len(users) == N_USERS + N_ROSTER_ONLY and len(recs) == len(users) * TOP_N
+    assert {d.isoformat() for d in recs[S.DS]} == {"2026-11-22"}
+    assert s3_server.keys(root.removeprefix("s3a://").split("/")[0], "lakehouse/recommendations/_delta_log/")
     # The embeddings were computed by executors running the shipped interpreter.
     work = list((tmp_path / "work").rglob("environment"))
     assert work, "no executor unpacked the shipped environment"
+    with tarfile.open(archive) as packed_env:  # executors embed with ONNX Runtime: no torch, no CUDA shipped
+        shipped = {n.split("site-packages/")[1].split("/")[0] for n in packed_env.getnames() if "site-packages/" in n}
+    assert {"onnxruntime", "tokenizers", "hybridrec"} <= shipped and not {"torch", "nvidia", "triton"} & shipped
     with capsys.disabled():
         print(f"\n[standalone cluster] make pack {packed - started:.1f}s ({archive.stat().st_size / 2**20:.0f} MiB), "
               f"spark-submit nightly {time.perf_counter() - packed:.1f}s")

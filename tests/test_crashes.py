@@ -1,6 +1,6 @@
-"""Crashes and re-runs: a run SIGKILLed at any point of any write leaves every table as it was
-(readers see no partial night), the next run of the same ds lands exactly one copy, and
-`hybridrec vacuum` removes what the killed attempt left behind."""
+"""Crashes and re-runs, on local disk and on the S3 server: a run SIGKILLed while Spark writes a table
+or just before Delta commits it leaves every table as it was (readers see no partial night), the next
+run of the same ds lands exactly one copy, and `hybridrec vacuum` removes what the killed write left."""
 
 from __future__ import annotations
 
@@ -13,127 +13,174 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from deltalake import DeltaTable
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from conftest import TEST_SETTINGS
 from hybridrec import schema as S
 from hybridrec.config import load_config
 from hybridrec.errors import TableNotFoundError
-from hybridrec.io.delta import read_table, table_path
-from hybridrec.io.vacuum import vacuum_lakehouse
+from hybridrec.io.delta import read_table
+from hybridrec.io.maintenance import vacuum_table
+from hybridrec.io.storage import table_path
 from hybridrec.pipeline import STEPS, RunContext, run_steps
 from topic_data import files_settings, write_topic_dataset
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
-HARNESS = Path(__file__).parent / "crash_harness.py"
+TESTS = Path(__file__).parent
+HARNESS = TESTS / "crash_harness.py"
 
-# (step, ds, table, phase). Night 2 has every step but recommend, so a recommend crash on night 2 is
-# a first publish and one on night 1 is a re-run of a published night; the others re-run a night.
+# (store, step, ds, table, phase). Night 2 has every step but recommend, so a recommend crash on night 2
+# is a first publish and one on night 1 is a re-run of a published night; the others re-run a night.
 CRASH_POINTS = [
-    ("ingest", NIGHT_2, "items", "moving"),
-    ("ingest", NIGHT_2, "interactions", "before_commit"),
-    ("ingest", NIGHT_2, "quarantine", "staged"),
-    ("ingest", NIGHT_2, "users", "moving"),
-    ("embed_items", NIGHT_2, "item_embeddings", "moving"),
-    ("train_als", NIGHT_2, "user_factors", "moving"),
-    ("train_als", NIGHT_2, "item_factors", "before_commit"),
-    ("gate", NIGHT_2, "metrics", "driver_append"),
-    ("recommend", NIGHT_2, "recommendations", "staged"),
-    ("recommend", NIGHT_2, "recommendations", "moving"),
-    ("recommend", NIGHT_2, "recommendations", "before_commit"),
-    ("recommend", NIGHT_1, "recommendations", "before_commit"),
-    ("summary", NIGHT_1, "runs", "driver_append"),
+    ("local", "ingest", NIGHT_2, "items", "during_write"),
+    ("local", "ingest", NIGHT_2, "interactions", "before_commit"),
+    ("local", "embed_items", NIGHT_2, "item_embeddings", "before_commit"),
+    ("local", "train_als", NIGHT_2, "item_factors", "during_write"),
+    ("local", "gate", NIGHT_2, "metrics", "before_commit"),
+    ("local", "recommend", NIGHT_2, "recommendations", "during_write"),
+    ("local", "recommend", NIGHT_2, "recommendations", "before_commit"),
+    ("local", "recommend", NIGHT_1, "recommendations", "before_commit"),
+    ("local", "summary", NIGHT_1, "runs", "before_commit"),
+    ("s3", "recommend", NIGHT_2, "recommendations", "during_write"),
+    ("s3", "recommend", NIGHT_1, "recommendations", "before_commit"),
+    ("s3", "embed_items", NIGHT_2, "item_embeddings", "before_commit"),
 ]
 
 
-def _settings(base: Path) -> list[str]:
-    return [f'lakehouse.root="{base / "lakehouse"}"', *files_settings({
-        "interactions": base / "input" / "interactions.csv", "items": base / "input" / "items.csv",
-        "users": base / "input" / "users.csv"})]
+@pytest.fixture(scope="session")
+def kill_jar(tmp_path_factory) -> str:
+    """tests/jvm compiled against the Delta and Hadoop jars the session uses."""
+    import pyspark
+
+    from hybridrec.config import load_config
+    from hybridrec.session import jar_paths
+
+    jars = [*jar_paths(load_config()), *map(str, (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))]
+    out = tmp_path_factory.mktemp("kill-jar")
+    subprocess.run(["javac", "-d", str(out / "classes"), "-cp", ":".join(jars), *map(str, (TESTS / "jvm").glob("*.java"))],
+                   check=True, capture_output=True)
+    subprocess.run(["jar", "cf", str(out / "kill.jar"), "-C", str(out / "classes"), "."], check=True)
+    return str(out / "kill.jar")
+
+
+def _inputs(base: Path) -> list[str]:
+    return files_settings({"interactions": base / "input" / "interactions.csv",
+                           "items": base / "input" / "items.csv", "users": base / "input" / "users.csv"})
+
+
+def _publish(spark, settings: list[str]) -> None:
+    """Night 1 fully published; night 2 through the gate, not yet recommended."""
+    cfg = load_config(overrides=[*TEST_SETTINGS, *settings])
+    run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_1), STEPS)
+    run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_2), tuple(s for s in STEPS if s != "recommend"))
 
 
 @pytest.fixture(scope="module")
-def published(spark, tmp_path_factory) -> Path:
-    """Night 1 fully published; night 2 through the gate, not yet recommended."""
+def published(spark, tmp_path_factory, s3_server) -> dict:
     base = tmp_path_factory.mktemp("crash-base")
-    bad_row = {"user_id": "", "item_id": "space_0", "event_ts": "2026-11-01T00:00:00Z", "event_type": "view"}
-    write_topic_dataset(base / "input", extra_interactions=[bad_row])  # so quarantine has rows to write
-    cfg = load_config(overrides=[*TEST_SETTINGS, *_settings(base)])
-    run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_1), STEPS)
-    run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_2), tuple(s for s in STEPS if s != "recommend"))
-    return base
+    write_topic_dataset(base / "input")
+    _publish(spark, [f'lakehouse.root="{base / "lakehouse"}"', *_inputs(base)])
+    bucket = s3_server.new_bucket()
+    _publish(spark, [*s3_server.settings(f"s3a://{bucket}/base"), *_inputs(base)])
+    return {"base": base, "bucket": bucket}
 
 
-def _live_files(root: Path) -> dict[str, tuple[int, list[str]]]:
-    """Per table: version and the files its log references."""
-    out = {}
-    for name, spec in S.TABLES.items():
-        path = table_path(str(root), spec)
-        if DeltaTable.is_deltatable(path):
-            dt = DeltaTable(path)
-            out[name] = (dt.version(), sorted(dt.file_uris()))
-    return out
+def _copy_lakehouse(store: str, published: dict, s3_server, tmp_path: Path) -> list[str]:
+    """A private copy of the published lakehouse; returns the settings that point at it."""
+    if store == "local":
+        shutil.copytree(published["base"] / "lakehouse", tmp_path / "lakehouse")
+        return [f'lakehouse.root="{tmp_path / "lakehouse"}"', *_inputs(published["base"])]
+    client, bucket, prefix = s3_server.client(), published["bucket"], tmp_path.name
+    for key in s3_server.keys(bucket, "base/"):
+        client.copy_object(Bucket=bucket, Key=f"{prefix}/{key.removeprefix('base/')}",
+                           CopySource={"Bucket": bucket, "Key": key})
+    return [*s3_server.settings(f"s3a://{bucket}/{prefix}"), *_inputs(published["base"])]
 
 
-def _unreferenced(root: Path, table: str) -> list[Path]:
-    folder = Path(table_path(str(root), S.TABLES[table]))
-    live = {Path(u).resolve() for u in DeltaTable(str(folder)).file_uris()} if DeltaTable.is_deltatable(
-        str(folder)) else set()
-    return [p for p in folder.rglob("*.parquet") if p.resolve() not in live]
+def _live(spark, root: str, name: str) -> tuple[int, list[str]]:
+    """The table's version and the data files that version references."""
+    table = DeltaTable.forPath(spark, table_path(root, name))
+    return table.history(1).first()["version"], sorted(table.toDF().inputFiles())
 
 
-@pytest.mark.parametrize(("step", "ds", "table", "phase"), CRASH_POINTS,
-                         ids=[f"{s}-{t}-{p}-{d:%d}" for s, d, t, p in CRASH_POINTS])
-def test_sigkill_during_a_write_loses_nothing(spark, published, tmp_path, step, ds, table, phase):
-    shutil.copytree(published, tmp_path, dirs_exist_ok=True)
-    settings = [*TEST_SETTINGS, *_settings(tmp_path), *(["gate.enabled=true"] if step == "gate" else [])]
+def _data_files(spark, root: str, table: str) -> set[str]:
+    """Every Parquet data file under the table folder, committed or not."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(table_path(root, table))
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    found, files = set(), fs.listFiles(path, True)
+    while files.hasNext():
+        name = files.next().getPath().toString()
+        if name.endswith(".parquet") and "/_delta_log/" not in name:
+            found.add(name)
+    return found
+
+
+def _unreferenced(spark, root: str, table: str, live: tuple[int, list[str]]) -> set[str]:
+    def norm(p: str) -> str:
+        return p.replace("file:///", "/").replace("file:/", "/")
+    referenced = {norm(f) for f in live[1]}
+    return {f for f in _data_files(spark, root, table) if norm(f) not in referenced}
+
+
+@pytest.mark.parametrize(("store", "step", "ds", "table", "phase"), CRASH_POINTS,
+                         ids=[f"{s}-{st}-{t}-{p}-{d:%d}" for s, st, d, t, p in CRASH_POINTS])
+def test_sigkill_during_a_write_loses_nothing(spark, published, s3_server, kill_jar, tmp_path, store, step, ds, table,
+                                              phase):
+    settings = [*TEST_SETTINGS, *_copy_lakehouse(store, published, s3_server, tmp_path),
+                "lakehouse.vacuum_min_retention_hours=0", *(["gate.enabled=true"] if step == "gate" else [])]
     cfg = load_config(overrides=settings)
-    root = tmp_path / "lakehouse"
+    root = cfg.lakehouse.root
     if step == "embed_items":  # give the embedding step work: one item's text changes
-        items = tmp_path / "input" / "items.csv"
-        items.write_text(items.read_text().replace("Starship Horizon", "Starship Horizon Returns"))
+        items = tmp_path / "items.csv"
+        items.write_text((published["base"] / "input" / "items.csv").read_text()
+                         .replace("Starship Horizon", "Starship Horizon Returns"))
+        settings.append(f'files.items="{items}"')
+        cfg = load_config(overrides=settings)
         run_steps(RunContext(spark=spark, cfg=cfg, ds=ds), ("ingest",))
-    before = _live_files(root)
-    rows_before = read_table(spark, str(root), S.TABLES[table], required=False).count()
+    before = _live(spark, root, table)
+    rows_before = read_table(spark, root, S.TABLES[table], required=False).count()
 
-    proc = subprocess.run([sys.executable, str(HARNESS), step, ds.isoformat(), table, phase, *settings],
+    marker = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(HARNESS), step, ds.isoformat(), table, phase, kill_jar, *settings],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, start_new_session=True,
-                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+                          env={**os.environ, "PYSPARK_PYTHON": sys.executable, "HYBRIDREC_KILL_MARKER": str(marker)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    killed = marker.read_text()  # where the kill hit, written by the killer
+    if phase == "during_write":
+        assert killed == f"SIGKILL during the write job of {table}"
+    else:
+        assert killed.startswith("KillBeforeCommitLogStore: SIGKILL before") and f"/{table}/_delta_log/" in killed
 
-    # The table being written is exactly as before (same version, same live files); writes the step
-    # committed earlier stay whole; every file any table references is there.
-    after = _live_files(root)
-    assert after.get(table) == before.get(table)
-    assert all(Path(f).is_file() for _, files in after.values() for f in files)
-    assert read_table(spark, str(root), S.TABLES[table], required=False).count() == rows_before
-    leftovers = _unreferenced(root, table)
-    assert leftovers if phase != "driver_append" else not leftovers  # the crash hit where it was aimed
+    # The table being written is exactly as before (same version, same live files); readers see the
+    # same rows.
+    after = _live(spark, root, table)
+    assert after == before
+    assert read_table(spark, root, S.TABLES[table], required=False).count() == rows_before
+    leftovers = _unreferenced(spark, root, table, after)
+    if phase == "before_commit":
+        assert leftovers, "the kill hit before the data files were written"  # it hit where it was aimed
     if (table, ds) == ("recommendations", NIGHT_2):
         with pytest.raises(TableNotFoundError):  # a first publish that died is not visible at all
-            read_table(spark, str(root), S.RECOMMENDATIONS, partition_value=ds.isoformat())
+            read_table(spark, root, S.RECOMMENDATIONS, ds=ds)
 
-    # vacuum: the dry run lists the leftovers (not before the retention), --execute removes them.
-    dry = {r.table: r for r in vacuum_lakehouse(str(root), retention_hours=0, dry_run=True)}
-    assert bool(dry[table].files or dry[table].staging) == (phase != "driver_append")
-    assert not any(r.refused for r in dry.values()) and _live_files(root) == after
-    assert not any(r.files or r.staging for r in vacuum_lakehouse(str(root), retention_hours=24, dry_run=True))
-    vacuum_lakehouse(str(root), retention_hours=0, dry_run=False)
-    assert _unreferenced(root, table) == [] and _live_files(root) == after
-    assert not (Path(table_path(str(root), S.TABLES[table])) / "_staging").exists() or not any(
-        (Path(table_path(str(root), S.TABLES[table])) / "_staging").iterdir())
+    # vacuum: the dry run lists the leftovers, executed it removes them; no live file is touched.
+    dry = vacuum_table(spark, root, table, retention_hours=0, dry_run=True)
+    assert {f.rsplit("/", 1)[-1] for f in leftovers} <= {f.rsplit("/", 1)[-1] for f in dry.files}
+    vacuum_table(spark, root, table, retention_hours=0, dry_run=False)
+    assert _unreferenced(spark, root, table, after) == set()
+    assert _live(spark, root, table)[1] == after[1]  # same files (VACUUM itself adds two log entries)
 
     # The next run of the same ds succeeds and leaves exactly one copy of the night.
     run_steps(RunContext(spark=spark, cfg=cfg, ds=ds, force=step == "gate"), (step,))
     if table == "recommendations":
-        night = read_table(spark, str(root), S.RECOMMENDATIONS, partition_value=ds.isoformat())
-        users = read_table(spark, str(root), S.USERS, partition_value=ds.isoformat()).count()
+        night = read_table(spark, root, S.RECOMMENDATIONS, ds=ds)
+        users = read_table(spark, root, S.USERS, ds=ds).count()
         assert night.count() == night.select(S.USER_ID, S.RANK).distinct().count() == users * cfg.recommend.top_n
         assert night.select(S.RUN_ID).distinct().count() == 1
     elif S.TABLES[table].write_mode == "replace_partition":
-        again = read_table(spark, str(root), S.TABLES[table], partition_value=ds.isoformat())
+        again = read_table(spark, root, S.TABLES[table], ds=ds)
         assert again.count() == again.distinct().count() > 0
-        assert read_table(spark, str(root), S.TABLES[table]).count() == rows_before
-    runs = read_table(spark, str(root), S.RUNS).where(F.col("ds") == ds).where(F.col("step") == step)
+        assert read_table(spark, root, S.TABLES[table]).count() == rows_before
+    runs = read_table(spark, root, S.RUNS).where((F.col("ds") == ds) & (F.col("step") == step))
     assert runs.where(F.col("status") == "succeeded").count() >= 1

@@ -104,7 +104,7 @@ def test_ingest_step_quarantines_and_reconciles(spark, tmp_path):
     cfg = make_config(tmp_path / "lh", *files_settings(paths))
     ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
     run_steps(ctx, ("ingest",))
-    quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, partition_value=DS.isoformat())
+    quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, ds=DS.isoformat())
     got = sorted((r[S.ENTITY], r[S.REASON], r[S.SOURCE].endswith(".csv")) for r in quarantine.collect())
     assert got == [("interactions", "bad_event_ts", True), ("interactions", "null_user_id", True),
                    ("interactions", "unknown_item", True), ("items", "empty_text", True)]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from delta.tables import DeltaTable as SparkDeltaTable
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from conftest import make_config
 from hybridrec import schema as S
-from hybridrec.io.delta import read_table, table_path
+from hybridrec.io.delta import read_table
+from hybridrec.io.storage import table_path
 from hybridrec.pipeline import STEPS, RunContext, run_steps
 from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
 
@@ -25,12 +28,12 @@ def nightly(spark, tmp_path_factory):
     cfg = make_config(base / "lakehouse", *files_settings(write_topic_dataset(base / "input")))
     ctx = RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(DS))
     run_steps(ctx, STEPS)
-    recs = read_table(spark, cfg.lakehouse.root, S.RECOMMENDATIONS, partition_value=DS).collect()
+    recs = read_table(spark, cfg.lakehouse.root, S.RECOMMENDATIONS, ds=DS).collect()
     return cfg, recs, ctx
 
 
 def _interactions(spark, cfg):
-    return read_table(spark, cfg.lakehouse.root, S.INTERACTIONS, partition_value=DS)
+    return read_table(spark, cfg.lakehouse.root, S.INTERACTIONS, ds=DS)
 
 
 def test_topic_fan_gets_the_untouched_item_of_their_topic(nightly):
@@ -83,6 +86,8 @@ def test_rows_carry_run_id_model_version_and_ds(nightly):
 def test_runs_table_records_each_step(spark, nightly):
     cfg, _, ctx = nightly
     runs = read_table(spark, cfg.lakehouse.root, S.RUNS).where(F.col(S.RUN_ID) == ctx.run_id).collect()
+    assert sorted(r["step"] for r in runs if r["status"] == "running") == sorted(STEPS)  # each step's claim
+    runs = [r for r in runs if r["status"] != "running"]
     assert sorted(r["step"] for r in runs) == sorted(STEPS)
     assert {r["status"] for r in runs} == {"succeeded"}
     ingest = next(r for r in runs if r["step"] == "ingest")
@@ -90,17 +95,23 @@ def test_runs_table_records_each_step(spark, nightly):
 
 
 def test_rerun_replaces_the_night_and_adds_a_version(spark, nightly):
+    """delta-spark writes; delta-rs (the readers without Spark) sees the same versions and commits."""
     cfg, recs, _ = nightly
-    before = DeltaTable(table_path(cfg.lakehouse.root, S.RECOMMENDATIONS)).version()
+    path = table_path(cfg.lakehouse.root, S.RECOMMENDATIONS.name)
+    before = SparkDeltaTable.forPath(spark, path).history(1).first()["version"]
     ctx = RunContext(spark=spark, cfg=cfg, ds=date.fromisoformat(DS))
     run_steps(ctx, ("recommend",))
-    dt = DeltaTable(table_path(cfg.lakehouse.root, S.RECOMMENDATIONS))
-    assert dt.version() == before + 1
-    assert dt.to_pyarrow_table().num_rows == len(recs)
-    assert dt.history(1)[0]["hybridrec.run_id"] == ctx.run_id
-    # Time travel: the previous version still holds the first run's rows.
+    last = SparkDeltaTable.forPath(spark, path).history(1).first()
+    assert last["version"] == before + 1 and last["operation"] == "WRITE"
+    assert json.loads(last["userMetadata"])["run_id"] == ctx.run_id
+    rust = DeltaTable(path)
+    assert rust.version() == before + 1 and json.loads(rust.history(1)[0]["userMetadata"])["run_id"] == ctx.run_id
+    assert rust.to_pyarrow_table().num_rows == len(recs)  # replaced in one commit, never appended
+    # Time travel: the previous version still holds the first run's rows, in Spark and in delta-rs.
     previous = read_table(spark, cfg.lakehouse.root, S.RECOMMENDATIONS, version=before).collect()
     assert {r[S.RUN_ID] for r in previous} == {recs[0][S.RUN_ID]}
+    assert set(DeltaTable(path, version=before).to_pyarrow_table(columns=[S.RUN_ID]).column(0).to_pylist()) == {
+        recs[0][S.RUN_ID]}
 
 
 def test_second_embed_run_embeds_nothing(spark, nightly):

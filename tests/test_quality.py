@@ -9,16 +9,16 @@ import sys
 from datetime import date
 
 import pytest
-from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from conftest import make_config
 from hybridrec import cli, offline
 from hybridrec import schema as S
+from hybridrec.analytics import published_days
 from hybridrec.config import load_config
 from hybridrec.context import RunContext
 from hybridrec.errors import QualityGateError
-from hybridrec.io.delta import append_rows, read_table, table_path
+from hybridrec.io.delta import append_rows, read_table
 from hybridrec.pipeline import STEPS, run_steps
 from topic_data import files_settings, write_topic_dataset
 
@@ -40,12 +40,13 @@ def lakehouse(spark, tmp_path_factory):
 
 
 def _runs(spark, root, run_id):
-    return {r["step"]: r for r in read_table(spark, root, S.RUNS).where(F.col(S.RUN_ID) == run_id).collect()}
+    """The end row of each step of one run (its `running` claim row left out)."""
+    return {r["step"]: r for r in read_table(spark, root, S.RUNS)
+            .where((F.col(S.RUN_ID) == run_id) & (F.col("status") != "running")).collect()}
 
 
 def _published_days(root) -> set[date]:
-    return {date.fromisoformat(str(d)) for d in
-            DeltaTable(table_path(root, S.RECOMMENDATIONS)).to_pyarrow_table(columns=[S.DS]).column(S.DS).to_pylist()}
+    return set(published_days(root))
 
 
 def test_evaluate_writes_metrics_json_and_chart_for_every_strategy(spark, lakehouse, tmp_path):
@@ -60,7 +61,7 @@ def test_evaluate_writes_metrics_json_and_chart_for_every_strategy(spark, lakeho
     assert payload["strategies"]["hybrid"]["ndcg@10"] == payload["strategies"]["als"]["ndcg@10"]  # same blend
     assert payload["protocol"]["protocol"] == "per_user"
     assert (tmp_path / "eval.png").stat().st_size > 1000
-    rows = read_table(spark, ctx.root, S.METRICS, partition_value=NIGHT_1.isoformat())
+    rows = read_table(spark, ctx.root, S.METRICS, ds=NIGHT_1.isoformat())
     assert rows.where(F.col(S.RUN_ID) == ctx.run_id).select(S.STRATEGY).distinct().count() == 4
 
 
@@ -82,8 +83,8 @@ def test_gate_refuses_a_night_worse_than_the_last_published_one_and_force_publis
     settings, night1 = lakehouse
     root = night1.cfg.lakehouse.root
     # The last published night measured a (perfect) NDCG the new night cannot match.
-    append_rows([{S.DS: NIGHT_1, S.RUN_ID: night1.run_id, S.STRATEGY: "hybrid", "segment": "all",
-                  "metric": "ndcg", "k": 10, "value": 1.0}], root, S.METRICS, run_id="test")
+    append_rows(spark, [{S.DS: NIGHT_1, S.RUN_ID: night1.run_id, S.STRATEGY: "hybrid", "segment": "all",
+                         "metric": "ndcg", "k": 10, "value": 1.0}], root, S.METRICS, run_id="test")
     cfg = make_config("unused", *settings, "gate.enabled=true", "gate.max_drop_pct=10")
     refused = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)
     with pytest.raises(QualityGateError, match=r"below the last published night's 1\.0000"):

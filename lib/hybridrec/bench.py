@@ -96,7 +96,7 @@ def _warm_up_workers(spark: SparkSession, cfg: Config) -> None:
     texts = spark.createDataFrame([(str(i), "warm up") for i in range(parallelism * 2)], "item_id string, text string")
     e = cfg.embedding
     embed.with_embedding(texts.repartition(parallelism), model_path=embed.resolve_model_path(e.model_path),
-                         batch_size=e.batch_size, max_length=e.max_length, runtime=e.runtime
+                         batch_size=e.batch_size, max_length=e.max_length, runtime=e.runtime, onnx_path=e.onnx_path
                          ).write.format("noop").mode("overwrite").save()
 
 

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="first tune ALS and the blend on a validation split (training data only)")
     tune = sub.add_parser("tune", parents=[common], help="grid-search ALS and the blend on a validation split")
     tune.add_argument("--out", required=True, help="TOML file to write the chosen settings to (for --config)")
-    sql = sub.add_parser("sql", parents=[settings], help="run Spark SQL over the views (see README) and print it")
+    sql = sub.add_parser("sql", parents=[settings],
+                         help="run Spark SQL over the catalog's tables (database lakehouse.catalog_database) and print it")
     sql.add_argument("query", help='e.g. "SELECT strategy, count(*) FROM recommendations_latest GROUP BY 1"')
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     show = sub.add_parser("show", parents=[settings], help="print one user's list with titles and reasons")
@@ -84,9 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="as --ivf-only, with recommend.retrieval=rerank (low-dimensional first pass, "
                             "candidates re-scored exactly)")
     vacuum = sub.add_parser("vacuum", parents=[settings],
-                            help="list (default) or delete files no table version within the retention uses")
+                            help="Delta VACUUM: list (default) or delete files no version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
     vacuum.add_argument("--execute", action="store_true", help="delete them (default: dry run, only list)")
+    optimize = sub.add_parser("optimize", parents=[settings], help="Delta OPTIMIZE: compact small files")
+    optimize.add_argument("--table", action="append", default=[], help="only this table (repeatable; default: all)")
+    optimize.add_argument("--ds", type=_ds, help="only this run date's partition")
+    optimize.add_argument("--zorder", action="store_true", help="Z-order tables that have user_id on it")
+    sub.add_parser("jars", parents=[settings],
+                   help="print the Spark JVM packages as a comma-separated list, for spark-submit --jars")
     return parser
 
 
@@ -107,22 +114,48 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     if args.command == "show":
-        return _show(cfg.lakehouse.root, args.user, args.ds)
-    if args.command == "vacuum":
-        retention = cfg.lakehouse.vacuum_retention_hours if args.retention_hours is None else args.retention_hours
-        return _vacuum(cfg.lakehouse.root, retention, dry_run=not args.execute)
+        return _show(cfg, args.user, args.ds)
+    if args.command == "jars":
+        from hybridrec.session import jar_paths
+        try:
+            print(",".join(jar_paths(cfg)))
+        except HybridrecError as exc:
+            log.error("%s", exc)
+            return 1
+        return 0
     log_config(cfg)
 
-    from hybridrec.context import RunContext
+    from pyspark import SparkContext
+
     from hybridrec.session import build_spark_session
 
-    spark = build_spark_session(cfg)
+    owned = SparkContext._active_spark_context is None  # stop only a session this command started
+    try:
+        spark = build_spark_session(cfg)
+    except HybridrecError as exc:
+        log.error("%s", exc)
+        return 2
     spark.sparkContext.setLogLevel("WARN")
+    try:
+        return _with_spark(spark, cfg, args)
+    finally:
+        if owned:
+            spark.stop()
+
+
+def _with_spark(spark, cfg, args) -> int:
     if args.command == "sql":
-        return _sql(spark, cfg.lakehouse.root, args.query, args.limit)
+        return _sql(spark, cfg, args.query, args.limit)
+    if args.command == "vacuum":
+        retention = cfg.lakehouse.vacuum_retention_hours if args.retention_hours is None else args.retention_hours
+        return _vacuum(spark, cfg, retention, dry_run=not args.execute)
+    if args.command == "optimize":
+        return _optimize(spark, cfg, args.table, args.ds, args.zorder)
     if args.command == "bench":
         return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale,
                       ivf=args.ivf, ivf_only=args.ivf_only, rerank_only=args.rerank_only)
+    from hybridrec.context import RunContext
+
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -137,17 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     except HybridrecError as exc:
         log.error("run %s failed: %s", ctx.run_id, exc)
         return 1
-    finally:
-        spark.stop()
     return 0
 
 
-def _show(lakehouse_root: str, user_id: str, ds: date | None) -> int:
+def _show(cfg, user_id: str, ds: date | None) -> int:
     from hybridrec import analytics
 
+    lake = analytics.Lakehouse.from_config(cfg)
     try:
-        ds = ds or analytics.latest_published_ds(lakehouse_root)
-        print(analytics.format_user_list(user_id, ds, analytics.user_list(lakehouse_root, user_id, ds)))
+        ds = ds or analytics.latest_published_ds(lake)
+        print(analytics.format_user_list(user_id, ds, analytics.user_list(lake, user_id, ds)))
     except HybridrecError as exc:
         log.error("%s", exc)
         return 1
@@ -161,75 +193,90 @@ def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | Non
     from hybridrec import bench
     from hybridrec import scale as scale_runs
 
-    try:
-        folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
-        if scale and (ivf_only or rerank_only):
-            mode = "rerank" if rerank_only else "ivf"
-            result = {"machine": bench.machine(), f"recommend_{mode}": {
-                n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n), retrieval=mode)
-                for n in scale}}
-            table = json.dumps(result[f"recommend_{mode}"], indent=2)
-        elif scale:
-            runs = []
-            for n in sorted(scale):
-                runs.append(scale_runs.run_scale(spark, cfg, folder, n, ivf=ivf))
-                log.info("scale %d: %s", n, runs[-1])
-            result = scale_runs.scale_result(runs, spark.sparkContext.master)
-            table = scale_runs.format_scale(result)
-        else:
-            result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
-            table = bench.format_table(result)
-    finally:
-        spark.stop()
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
+    if scale and (ivf_only or rerank_only):
+        mode = "rerank" if rerank_only else "ivf"
+        result = {"machine": bench.machine(), f"recommend_{mode}": {
+            n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n), retrieval=mode)
+            for n in scale}}
+        table = json.dumps(result[f"recommend_{mode}"], indent=2)
+    elif scale:
+        runs = []
+        for n in sorted(scale):
+            runs.append(scale_runs.run_scale(spark, cfg, folder, n, ivf=ivf))
+            log.info("scale %d: %s", n, runs[-1])
+        result = scale_runs.scale_result(runs, spark.sparkContext.master)
+        table = scale_runs.format_scale(result)
+    else:
+        result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
+        table = bench.format_table(result)
     print(table)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0
 
 
-def _vacuum(lakehouse_root: str, retention_hours: int, *, dry_run: bool) -> int:
-    from hybridrec.io.vacuum import vacuum_lakehouse
+def _vacuum(spark, cfg, retention_hours: int, *, dry_run: bool) -> int:
+    from hybridrec.io.maintenance import vacuum_lakehouse
 
     try:
-        reports = vacuum_lakehouse(lakehouse_root, retention_hours=retention_hours, dry_run=dry_run)
+        reports = vacuum_lakehouse(spark, cfg.lakehouse.root, retention_hours=retention_hours, dry_run=dry_run,
+                                   min_retention_hours=cfg.lakehouse.vacuum_min_retention_hours)
     except HybridrecError as exc:
         log.error("vacuum refused: %s", exc)
         return 1
-    verb = "would delete" if dry_run else "deleted"
     for report in reports:
-        for path in [*report.files, *report.staging]:
+        verb = "deleted" if report.deleted else ("kept" if report.refused else "would delete")
+        for path in report.files:
             print(f"{report.table}: {verb} {path}")
         for path in report.refused:
-            print(f"{report.table}: kept {path} (resolves outside the table folder)")
-    total = sum(len(r.files) + len(r.staging) for r in reports)
-    print(f"{verb} {total} file(s)/folder(s) unreferenced for more than {retention_hours} h"
+            print(f"{report.table}: table skipped: {path} resolves outside the table folder")
+    total = sum(len(r.files) for r in reports if not r.refused)
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{verb} {total} file(s) unreferenced for more than {retention_hours} h"
           + (" (dry run: pass --execute to delete)" if dry_run else ""))
+    return 1 if any(r.refused for r in reports) else 0
+
+
+def _optimize(spark, cfg, tables: list[str], ds: date | None, zorder: bool) -> int:
+    from hybridrec.io.maintenance import optimize_lakehouse
+
+    try:
+        reports = optimize_lakehouse(spark, cfg.lakehouse.root, tables=tables or None,
+                                     ds=ds.isoformat() if ds else None, zorder=zorder)
+    except ValueError as exc:
+        log.error("optimize refused: %s", exc)
+        return 1
+    for r in reports:
+        order = f", Z-ordered by {r.zorder_by}" if r.zorder_by else ""
+        print(f"{r.table}: {r.files_removed} file(s) compacted into {r.files_added}{order}")
     return 0
 
 
-def _sql(spark, lakehouse_root: str, query: str, limit: int) -> int:
+def _sql(spark, cfg, query: str, limit: int) -> int:
     from pyspark.errors import PySparkException
 
-    from hybridrec.analytics import register_views
+    from hybridrec.io.catalog import register_lakehouse
 
     try:
-        log.info("views: %s", ", ".join(register_views(spark, lakehouse_root)))
+        database = cfg.lakehouse.catalog_database or "default"
+        log.info("catalog: %s", ", ".join(register_lakehouse(spark, cfg.lakehouse.root, database)))
+        spark.catalog.setCurrentDatabase(database)
         spark.sql(query).show(limit, truncate=False)
     except (PySparkException, HybridrecError) as exc:
         log.error("query failed: %s", exc)
         return 1
-    finally:
-        spark.stop()
     return 0
 
 
 def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
     from hybridrec import offline
     from hybridrec.config import dataset_kind
-    from hybridrec.io.locks import run_lock
-    from hybridrec.runs import recorded_step
+    from hybridrec.pipeline import run_step
 
-    with run_lock(ctx.root, ctx.ds, ctx.run_id), recorded_step(ctx.root, ctx.run_id, ctx.ds, "evaluate") as record:
+    outcome = {}
+
+    def evaluate(ctx, record) -> None:
         als_by_strategy, blends = None, None
         if tune:
             result = offline.run_tuning(ctx)
@@ -240,6 +287,10 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
         metrics = offline.run_evaluation(ctx, als_by_strategy, blends)
         offline.write_metrics(ctx, metrics)
         record.row_counts["metrics"] = len(metrics)
+        outcome.update(metrics=metrics, result=result if tune else None)
+
+    run_step(ctx, "evaluate", evaluate)
+    metrics, result = outcome["metrics"], outcome["result"]
     offline.print_metrics(metrics)
     if json_path:
         payload = offline.metrics_json(metrics, ctx.cfg, dataset_kind(ctx.cfg))
@@ -256,12 +307,16 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
 
 def _tune(ctx, out: str) -> None:
     from hybridrec import offline
-    from hybridrec.io.locks import run_lock
-    from hybridrec.runs import recorded_step
+    from hybridrec.pipeline import run_step
 
-    with run_lock(ctx.root, ctx.ds, ctx.run_id), recorded_step(ctx.root, ctx.run_id, ctx.ds, "tune") as record:
-        result = offline.run_tuning(ctx)
-        record.row_counts["trials"] = len(result.trials)
+    outcome = {}
+
+    def tune(ctx, record) -> None:
+        outcome["result"] = offline.run_tuning(ctx)
+        record.row_counts["trials"] = len(outcome["result"].trials)
+
+    run_step(ctx, "tune", tune)
+    result = outcome["result"]
     key = f"ndcg@{ctx.cfg.tune.k}"
     Path(out).write_text(offline.tuned_config_toml(result, key), encoding="utf-8")
     trials_path = Path(out).with_suffix(".trials.csv")

@@ -24,8 +24,25 @@ class _Section(BaseModel):
 
 class LakehouseConfig(_Section):
     root: str
+    catalog_database: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
     allow_schema_migration: bool = False
     vacuum_retention_hours: int = Field(ge=0)
+    vacuum_min_retention_hours: int = Field(ge=0)
+
+
+class S3Config(_Section):
+    endpoint: str
+    region: str
+    path_style_access: bool
+    access_key: str
+    secret_key: str
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> S3Config:
+        if bool(self.access_key) != bool(self.secret_key):
+            raise ValueError("s3.access_key and s3.secret_key go together: set both, or neither to use the "
+                             "default AWS credential chain")
+        return self
 
 
 class SparkConfig(_Section):
@@ -35,6 +52,7 @@ class SparkConfig(_Section):
     driver_memory: str
     arrow_max_records_per_batch: int = Field(gt=0)
     conf: dict[str, str] = {}
+    jars_dir: str = ""
 
 
 class DatasetConfig(_Section):
@@ -83,6 +101,7 @@ class EmbeddingConfig(_Section):
     batch_size: int = Field(gt=0)
     max_length: int = Field(gt=8, le=512)
     runtime: Literal["torch", "onnxruntime"]
+    onnx_path: str = ""
 
 
 class AlsConfig(_Section):
@@ -156,6 +175,7 @@ class TuneConfig(_Section):
 
 class Config(_Section):
     lakehouse: LakehouseConfig
+    s3: S3Config
     spark: SparkConfig
     dataset: DatasetConfig
     movielens: MovielensConfig

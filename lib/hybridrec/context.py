@@ -17,8 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from hybridrec import __version__, als, embed, recommend
 from hybridrec import schema as S
 from hybridrec.config import AlsConfig, Config, dataset_kind
-from hybridrec.io.delta import read_table, write_table
-from hybridrec.runs import StepRecord, new_run_id
+from hybridrec.io.delta import append_rows, read_table, write_table
+from hybridrec.runs import StepRecord, check_claim, new_run_id
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunContext:
     run_id: str = ""
     force: bool = False           # publish even when the quality gate fails (recorded in `runs`)
     records: list[StepRecord] = field(default_factory=list)
+    step: StepRecord | None = None  # the step running now: its claim is checked before each write
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.ds)
@@ -41,15 +42,30 @@ class RunContext:
     def ds_str(self) -> str:
         return self.ds.isoformat()
 
+    @property
+    def database(self) -> str:
+        return self.cfg.lakehouse.catalog_database
+
     def read(self, spec: S.TableSpec, *, required: bool = True) -> DataFrame:
         """The table; for a partitioned table only this run's ds."""
-        value = self.ds_str if spec.partition_by else None
-        return read_table(self.spark, self.root, spec, partition_value=value, required=required)
+        return read_table(self.spark, self.root, spec, ds=self.ds if spec.partition_by else None, required=required)
+
+    def _check_claim(self, spec: S.TableSpec) -> None:
+        if self.step is not None:
+            check_claim(self.spark, self.root, self.step, spec.name)
 
     def write(self, df: DataFrame, spec: S.TableSpec) -> int:
-        value = self.ds_str if spec.write_mode == "replace_partition" else None
-        return write_table(df, self.root, spec, run_id=self.run_id, partition_value=value,
-                           allow_schema_migration=self.cfg.lakehouse.allow_schema_migration).rows
+        """One commit to `spec`'s table (its ds partition when partitioned); rows written."""
+        self._check_claim(spec)
+        return write_table(df, self.root, spec, run_id=self.run_id,
+                           ds=self.ds if spec.write_mode == "replace_partition" else None,
+                           allow_schema_migration=self.cfg.lakehouse.allow_schema_migration,
+                           database=self.database).rows
+
+    def append(self, rows: list[dict], spec: S.TableSpec) -> None:
+        """A few driver-side rows appended in one commit."""
+        self._check_claim(spec)
+        append_rows(self.spark, rows, self.root, spec, run_id=self.run_id, database=self.database)
 
 
 def positive_min_weight(cfg: Config) -> float:

@@ -5,17 +5,21 @@ inference runs one thread per task (tasks already use every core), texts are sor
 each batch pads little, and vectors are mean-pooled over tokens and L2-normalised (as the model's
 sentence-transformers pooling config specifies).
 
-Runtimes: `torch`, or `onnxruntime` (the same weights exported once to ONNX per machine; the
-vectors agree with torch to cosine > 0.99999 and it runs faster on CPU, see README benchmarks).
+Runtimes: `onnxruntime` (default) or `torch`. With ONNX Runtime the driver exports the weights to
+ONNX once per machine (the one place torch is needed), and ships that file and the tokenizer to
+the executors with SparkContext.addFile; executors then need only onnxruntime and `tokenizers`, no
+torch and no transformers. The vectors agree with torch's to cosine > 0.99999 (tests/test_embed.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,9 @@ from hybridrec import schema as S
 from hybridrec.errors import ConfigError, EmbeddingError
 
 _MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
-_ENCODERS: dict[tuple[str, int, str], tuple[Any, Callable[[dict], np.ndarray], int]] = {}
+_ENCODERS: dict[tuple, tuple[Callable[[list[str]], dict], Callable[[dict], np.ndarray]]] = {}
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_OPSET = 17
 
 
 def bundled_model_path() -> str:
@@ -46,7 +51,8 @@ def resolve_model_path(model_path: str) -> str:
 
 
 def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, Any]:
-    """Tokenizer and model, cached per process; weights only through safetensors (no pickle)."""
+    """Tokenizer and torch model (needs the `torch` extra), cached per process; weights only through
+    safetensors (no pickle)."""
     key = (model_path, torch_threads or 0)
     if key not in _MODELS:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,19 +70,52 @@ def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, 
     return _MODELS[key]
 
 
-def _onnx_file(model_path: str) -> Path:
-    """Where this machine keeps the ONNX export of `model_path` (keyed by the weights and torch)."""
-    import torch
+# ---- ONNX: exported on the driver, run anywhere -------------------------------------------------
 
+@dataclass(frozen=True)
+class OnnxModel:
+    """The encoder as ONNX plus its tokenizer, as files that can be shipped to executors."""
+    onnx: Path
+    tokenizer: Path
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("HYBRIDREC_CACHE", Path(tempfile.gettempdir()) / "hybridrec-cache"))
+
+
+def onnx_model(model_path: str, onnx_path: str = "") -> OnnxModel:
+    """The ONNX export of `model_path` (made once per machine and cached; needs torch), or the
+    given `onnx_path`; the tokenizer is copied next to it under a name unique to the model."""
     weights = Path(model_path) / "model.safetensors"
-    stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{torch.__version__}"
-    folder = Path(os.environ.get("HYBRIDREC_CACHE", Path(tempfile.gettempdir()) / "hybridrec-cache"))
-    return folder / f"encoder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
+    stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{ONNX_OPSET}"
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    folder = _cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = folder / f"tokenizer-{key}.json"
+    if not tokenizer.is_file():
+        private = tokenizer.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(Path(model_path) / "tokenizer.json", private)
+        os.replace(private, tokenizer)
+    if onnx_path:
+        if not Path(onnx_path).is_file():
+            raise ConfigError(f"embedding.onnx_path {onnx_path!r} does not exist: expected an ONNX export of "
+                              f"{model_path}")
+        return OnnxModel(Path(onnx_path), tokenizer)
+    target = folder / f"encoder-{key}.onnx"
+    if not target.is_file():
+        _export_onnx(model_path, target)
+    return OnnxModel(target, tokenizer)
 
 
-def _export_onnx(model: Any, tokenizer: Any, target: Path) -> None:
-    """Export once; concurrent workers each write a private file and rename it into place."""
-    import torch
+def _export_onnx(model_path: str, target: Path) -> None:
+    """Export once; concurrent exporters each write a private file and rename it into place."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ConfigError("embedding.runtime = 'onnxruntime' needs the model exported to ONNX once, which needs "
+                          "torch on the driver: install hybridrec[torch], or set embedding.onnx_path to an "
+                          "exported file") from exc
+    tokenizer, model = load_model(model_path)
 
     class Encoder(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -88,77 +127,114 @@ def _export_onnx(model: Any, tokenizer: Any, target: Path) -> None:
                               token_type_ids=token_type_ids).last_hidden_state
 
     sample = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
-    target.parent.mkdir(parents=True, exist_ok=True)
     private = target.with_suffix(f".{os.getpid()}.tmp")
     axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
     with warnings.catch_warnings():  # tracer notes about shape checks; the sample has padding, tests cover both
         warnings.simplefilter("ignore")
         torch.onnx.export(Encoder(model), tuple(sample[n] for n in _INPUTS), str(private), input_names=list(_INPUTS),
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=ONNX_OPSET,
+                          dynamo=False)
     os.replace(private, target)
 
 
-def load_encoder(model_path: str, threads: int | None, runtime: str) -> tuple[Any, Callable[[dict], np.ndarray], int]:
-    """(tokenizer, forward(numpy batch) -> last hidden state, dim), cached per process."""
-    key = (model_path, threads or 0, runtime)
+def _onnx_encoder(model: OnnxModel, threads: int | None, max_length: int):
+    """(tokenize(texts) -> numpy batch, forward(batch) -> last hidden state), without torch."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model.tokenizer))
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # to the longest text
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model.onnx), options, providers=["CPUExecutionProvider"])
+
+    def tokenize(texts: list[str]) -> dict:
+        encodings = tokenizer.encode_batch(texts)
+        return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+    def forward(batch: dict) -> np.ndarray:
+        return session.run(None, {n: batch[n] for n in _INPUTS})[0]
+
+    return tokenize, forward
+
+
+def _torch_encoder(model_path: str, threads: int | None, max_length: int):
+    import torch
+
+    tokenizer, model = load_model(model_path, threads)
+
+    def tokenize(texts: list[str]) -> dict:
+        return dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"))
+
+    def forward(batch: dict) -> np.ndarray:
+        with torch.inference_mode():
+            tensors = {n: torch.from_numpy(batch[n]) for n in _INPUTS if n in batch}
+            return model(**tensors).last_hidden_state.float().numpy()
+
+    return tokenize, forward
+
+
+def load_encoder(*, model_path: str, runtime: str, threads: int | None, max_length: int,
+                 onnx: OnnxModel | None = None):
+    """(tokenize, forward), cached per process: the model loads once per Python worker."""
+    key = (model_path, runtime, threads or 0, max_length, onnx)
     if key not in _ENCODERS:
-        import torch
-
-        tokenizer, model = load_model(model_path, threads)
-        dim = model.config.hidden_size
         if runtime == "onnxruntime":
-            import onnxruntime as ort
-
-            path = _onnx_file(model_path)
-            if not path.is_file():
-                _export_onnx(model, tokenizer, path)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or 0
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-            def forward(batch: dict) -> np.ndarray:
-                return session.run(None, {n: batch[n].astype(np.int64) for n in _INPUTS})[0]
+            _ENCODERS[key] = _onnx_encoder(onnx or onnx_model(model_path), threads, max_length)
         else:
-            def forward(batch: dict) -> np.ndarray:
-                with torch.inference_mode():
-                    tensors = {n: torch.from_numpy(batch[n]) for n in _INPUTS if n in batch}
-                    return model(**tensors).last_hidden_state.float().numpy()
-        _ENCODERS[key] = (tokenizer, forward, dim)
+            _ENCODERS[key] = _torch_encoder(model_path, threads, max_length)
     return _ENCODERS[key]
 
 
 def embed_texts(
     texts: list[str], *, model_path: str, batch_size: int = 32, max_length: int = 256,
-    torch_threads: int | None = None, runtime: str = "torch",
+    torch_threads: int | None = None, runtime: str = "torch", onnx: OnnxModel | None = None,
 ) -> np.ndarray:
     """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
-    tokenizer, forward, dim = load_encoder(model_path, torch_threads, runtime)
-    out = np.zeros((len(texts), dim), dtype=np.float32)
+    tokenize, forward = load_encoder(model_path=model_path, runtime=runtime, threads=torch_threads,
+                                     max_length=max_length, onnx=onnx)
     if not texts:
-        return out
+        return np.zeros((0, 0), dtype=np.float32)
     order = np.argsort(np.array([len(t) for t in texts]), kind="stable")
+    out: np.ndarray | None = None
     for start in range(0, len(texts), batch_size):
         idx = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="np")
+        batch = tokenize([texts[i] for i in idx])
         hidden = forward(batch)
         mask = batch["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        if out is None:
+            out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
         out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
     return out
 
 
 def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int,
-                   runtime: str = "torch") -> DataFrame:
+                   runtime: str = "torch", onnx_path: str = "") -> DataFrame:
     """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`.
 
     When the model fails on a batch, the batch is retried text by text so the error names the item.
     """
+    shipped: tuple[str, str] | None = None
+    if runtime == "onnxruntime":
+        model = onnx_model(model_path, onnx_path)
+        context = items_df.sparkSession.sparkContext
+        for file in (model.onnx, model.tokenizer):
+            context.addFile(str(file))
+        shipped = (model.onnx.name, model.tokenizer.name)
 
     def embed(texts: list[str]) -> np.ndarray:
+        onnx = None
+        if shipped is not None:
+            from pyspark import SparkFiles
+
+            onnx = OnnxModel(Path(SparkFiles.get(shipped[0])), Path(SparkFiles.get(shipped[1])))
         return embed_texts(texts, model_path=model_path, batch_size=batch_size, max_length=max_length,
-                           torch_threads=1, runtime=runtime)
+                           torch_threads=1, runtime=runtime, onnx=onnx)
 
     @F.pandas_udf(T.ArrayType(T.FloatType(), False))
     def embed_udf(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:

@@ -55,8 +55,8 @@ class InputTypeError(HybridrecError, ValueError):
     """An input column has a type the pipeline cannot use as is (e.g. float ids)."""
 
 
-class RunInProgressError(HybridrecError, RuntimeError):
-    """Another run holds the lock for the same run date."""
+class ConcurrentRunError(HybridrecError, RuntimeError):
+    """Another run of the same run date committed to, or took over, what this run was writing."""
 
 
 class EmbeddingError(HybridrecError, RuntimeError):
@@ -65,3 +65,11 @@ class EmbeddingError(HybridrecError, RuntimeError):
 
 class UnsafePathError(HybridrecError, ValueError):
     """A path to delete resolves outside the folder it must stay in."""
+
+
+class VacuumRefusedError(HybridrecError, ValueError):
+    """A vacuum was asked for with settings that could delete data still needed."""
+
+
+class JvmDependencyError(HybridrecError, RuntimeError):
+    """A Spark JVM package (Delta, s3a, hybridrec's own jar) is not on the classpath."""

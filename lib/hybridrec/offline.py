@@ -24,7 +24,7 @@ from hybridrec.config import AlsConfig, Config
 from hybridrec.context import RunContext, fit_factors, positive_min_weight, scoring_inputs
 from hybridrec.embed import latest_embeddings
 from hybridrec.errors import EvaluationError, QualityGateError
-from hybridrec.io.delta import append_rows, read_table
+from hybridrec.io.delta import partitions, read_table
 from hybridrec.runs import StepRecord
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None
 
 
 def write_metrics(ctx: RunContext, metrics: pd.DataFrame) -> None:
-    append_rows(metrics[S.METRICS.columns].to_dict("records"), ctx.root, S.METRICS, run_id=ctx.run_id)
+    ctx.append(metrics[S.METRICS.columns].to_dict("records"), S.METRICS)
 
 
 def metric_value(metrics: pd.DataFrame, strategy: str, metric: str, k: int, segment: str = ev.SEGMENT_ALL) -> float:
@@ -166,15 +166,13 @@ def gate_failures(metrics: pd.DataFrame, *, k: int, max_drop_pct: float, previou
 
 def previous_published_ndcg(ctx: RunContext, k: int) -> tuple[date | None, float | None]:
     """hybrid ndcg@k measured by the run that published the newest ds before this one."""
-    from hybridrec.analytics import published_days
-
-    earlier = [d for d in published_days(ctx.root) if d < ctx.ds]
+    earlier = [d for d in partitions(ctx.spark, ctx.root, S.RECOMMENDATIONS) if d < ctx.ds]
     if not earlier:
         return None, None
-    previous = earlier[-1].isoformat()
-    recs = read_table(ctx.spark, ctx.root, S.RECOMMENDATIONS, partition_value=previous)
+    previous = earlier[-1]
+    recs = read_table(ctx.spark, ctx.root, S.RECOMMENDATIONS, ds=previous)
     run_id = recs.select(S.RUN_ID).first()[S.RUN_ID]
-    metrics = read_table(ctx.spark, ctx.root, S.METRICS, partition_value=previous, required=False)
+    metrics = read_table(ctx.spark, ctx.root, S.METRICS, ds=previous, required=False)
     row = (metrics.filter((F.col(S.RUN_ID) == run_id) & (F.col(S.STRATEGY) == HYBRID)
                           & (F.col("segment") == ev.SEGMENT_ALL) & (F.col("metric") == "ndcg") & (F.col("k") == k))
            .select("value").first())

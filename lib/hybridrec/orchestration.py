@@ -10,6 +10,8 @@ DAGs run from a checkout of this repository:
   HYBRIDREC_PYTHON       Python with hybridrec installed, for driver and workers (PYSPARK_PYTHON)
                                                                                default: unset (spark-submit's own)
   HYBRIDREC_SPARK_CONF   extra spark-submit --conf pairs as JSON               default: {}
+  HYBRIDREC_JARS_DIR     the Spark JVM packages `make setup` fetched (Delta, s3a, hybridrec's own)
+                         passed as --jars                  default: <venv of HYBRIDREC_PYTHON>/share/hybridrec/jars
 
 spark-submit must be on the worker's PATH (the Spark provider only runs binaries found there).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 
@@ -44,6 +47,17 @@ def spark_conf() -> dict[str, str]:
     return json.loads(os.environ.get("HYBRIDREC_SPARK_CONF", "{}"))
 
 
+def jars() -> str:
+    """Comma-separated jar paths for spark-submit --jars (a driver started by spark-submit cannot add
+    them itself). Globbing a folder is cheap enough for DAG parsing."""
+    folder = os.environ.get("HYBRIDREC_JARS_DIR")
+    if not folder:
+        python = os.environ.get("HYBRIDREC_PYTHON", "")
+        prefix = Path(python).parent.parent if python else Path(sys.prefix)
+        folder = str(prefix / "share" / "hybridrec" / "jars")
+    return ",".join(sorted(str(p) for p in Path(folder).glob("*.jar")))
+
+
 def job(step: str) -> str:
     return f"{home()}/jobs/{step}.py"
 
@@ -59,6 +73,7 @@ def spark_submit(step: str, *extra_args: str):
         conn_id=conn_id(),
         name=f"hybridrec-{step}-{{{{ ds }}}}",
         conf=spark_conf(),
+        jars=jars(),
         env_vars=env_vars(),
     )
 
@@ -67,6 +82,6 @@ def submit_nightly(ds: str) -> None:
     """One full nightly run for ds through spark-submit (used by the backfill, one date at a time)."""
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-    hook = SparkSubmitHook(conn_id=conn_id(), conf=spark_conf(), name=f"hybridrec-backfill-{ds}",
+    hook = SparkSubmitHook(conn_id=conn_id(), conf=spark_conf(), name=f"hybridrec-backfill-{ds}", jars=jars(),
                            application_args=["--ds", ds, *config_args()], env_vars=env_vars())
     hook.submit(application=job("nightly"))

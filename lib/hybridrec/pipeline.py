@@ -15,7 +15,6 @@ from hybridrec import schema as S
 from hybridrec.context import RunContext, fit_factors, model_version, positive_min_weight, scoring_inputs
 from hybridrec.datasets import load_raw_inputs
 from hybridrec.errors import EmbeddingError, ReconciliationError
-from hybridrec.io.locks import run_lock
 from hybridrec.offline import gate_step
 from hybridrec.runs import StepRecord, recorded_step
 
@@ -89,7 +88,8 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
     partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 8))
     todo = todo.repartitionByRange(partitions, F.length(S.TEXT).desc())
     embedded = embed.with_embedding(todo, model_path=embed.resolve_model_path(cfg.model_path),
-                                    batch_size=cfg.batch_size, max_length=cfg.max_length, runtime=cfg.runtime)
+                                    batch_size=cfg.batch_size, max_length=cfg.max_length, runtime=cfg.runtime,
+                                    onnx_path=cfg.onnx_path)
     rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,
                            F.lit(ctx.ds).alias(S.DS))
     try:
@@ -146,11 +146,19 @@ STEP_FUNCTIONS = {
 }
 
 
+def run_step(ctx: RunContext, step: str, function=None) -> StepRecord:
+    """One step under the run's id: claimed and recorded in `runs` (see hybridrec.runs)."""
+    with recorded_step(ctx.spark, ctx.root, ctx.run_id, ctx.ds, step, database=ctx.database) as record:
+        ctx.records.append(record)
+        ctx.step = record
+        try:
+            (function or STEP_FUNCTIONS[step])(ctx, record)
+        finally:
+            ctx.step = None
+    return record
+
+
 def run_steps(ctx: RunContext, steps: tuple[str, ...] = STEPS) -> None:
-    """Run `steps` in order under one run id, holding the run date's lock (a concurrent run of the
-    same ds is refused before it writes); stops at the first failure (recorded in `runs`)."""
-    with run_lock(ctx.root, ctx.ds, ctx.run_id):
-        for step in steps:
-            with recorded_step(ctx.root, ctx.run_id, ctx.ds, step) as record:
-                ctx.records.append(record)
-                STEP_FUNCTIONS[step](ctx, record)
+    """Run `steps` in order under one run id; stops at the first failure (recorded in `runs`)."""
+    for step in steps:
+        run_step(ctx, step)

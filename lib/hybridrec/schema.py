@@ -39,7 +39,7 @@ REASON = "reason"
 ENTITY = "entity"
 RECORD = "record"
 
-WriteMode = Literal["replace_partition", "append", "overwrite"]
+WriteMode = Literal["replace_partition", "append", "merge"]
 
 
 def _field(name: str, dtype: T.DataType, comment: str, nullable: bool = True) -> T.StructField:
@@ -53,6 +53,7 @@ class TableSpec:
     partition_by: tuple[str, ...]
     write_mode: WriteMode
     description: str
+    merge_keys: tuple[str, ...] = ()   # write_mode "merge": rows whose key is in the table are not inserted
 
     @property
     def columns(self) -> list[str]:
@@ -119,8 +120,9 @@ ITEM_EMBEDDINGS = TableSpec(
         _field(DS, T.DateType(), "Run date that computed this embedding.", False),
     ]),
     partition_by=(),
-    write_mode="append",
-    description="Embedding cache keyed by (item_id, text_hash, model); rows are only appended.",
+    write_mode="merge",
+    description="Embedding cache keyed by (item_id, text_hash, model); new keys are merged in, rows never rewritten.",
+    merge_keys=(ITEM_ID, TEXT_HASH, MODEL),
 )
 
 
@@ -181,14 +183,15 @@ RUNS = TableSpec(
         _field(DS, T.DateType(), "Run date.", False),
         _field("step", T.StringType(), "Pipeline step.", False),
         _field("started_at", T.TimestampType(), "Wall-clock start (UTC).", False),
-        _field("ended_at", T.TimestampType(), "Wall-clock end (UTC).", False),
-        _field("status", T.StringType(), "succeeded or failed.", False),
+        _field("ended_at", T.TimestampType(), "Wall-clock end (UTC); equals started_at on the running row.", False),
+        _field("status", T.StringType(), "running (written when the step starts), then succeeded or failed; a "
+               "running row without a later row is a step that was killed.", False),
         _field("row_counts", T.MapType(T.StringType(), T.LongType()), "Counts the step produced."),
         _field("message", T.StringType(), "Error when failed; otherwise a note (e.g. the quality gate result)."),
     ]),
-    partition_by=(),
+    partition_by=(DS,),
     write_mode="append",
-    description="One row per step per run: timing, status and row counts.",
+    description="Two rows per step per run (running, then succeeded or failed): timing, status and row counts.",
 )
 
 METRICS = TableSpec(
@@ -218,7 +221,7 @@ TABLES: dict[str, TableSpec] = {
 _CHANGES = {
     "replace_partition": "each run replaces its own `ds` partition in one commit (a re-run never duplicates)",
     "append": "each run appends; rows are never rewritten",
-    "overwrite": "each run replaces the whole table in one commit",
+    "merge": "each run merges in rows whose key is new, in one commit; rows are never rewritten",
 }
 
 

@@ -1,14 +1,14 @@
-"""End-of-run summary: where each table is, its rows for ds, time per step, and sample lists."""
+"""End-of-run summary: where each table is and its version, time and rows written per step, sample lists."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
-from hybridrec.io.delta import table_path, table_row_count, table_version
+from hybridrec.io.delta import table_version
+from hybridrec.io.storage import table_path
 
 if TYPE_CHECKING:
     from hybridrec.context import RunContext
@@ -22,15 +22,12 @@ def _title(title: str | None, item_id: str | None) -> str:
 
 
 def print_summary(ctx: RunContext) -> None:
-    root = Path(ctx.root).expanduser().resolve()
-    lines = ["", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={root}", ""]
-    lines.append(f"{'table':<17}{'rows (this ds)':>15}{'version':>9}  path")
+    catalog = f"  catalog database={ctx.database}" if ctx.database else ""
+    lines = ["", f"hybridrec run {ctx.run_id}  ds={ctx.ds_str}  lakehouse={table_path(ctx.root, '')}{catalog}", ""]
+    lines.append(f"{'table':<17}{'version':>9}  path")
     for spec in S.TABLES.values():
-        value = ctx.ds_str if spec.partition_by else None
-        rows = table_row_count(ctx.root, spec, value)
-        version = table_version(ctx.root, spec)
-        shown = "-" if rows is None else f"{rows:,}"
-        lines.append(f"{spec.name:<17}{shown:>15}{'-' if version is None else version:>9}  {table_path(ctx.root, spec)}")
+        version = table_version(ctx.spark, ctx.root, spec)
+        lines.append(f"{spec.name:<17}{'-' if version is None else version:>9}  {table_path(ctx.root, spec.name)}")
     done = [r for r in ctx.records if r.step != "summary"]
     if done:
         lines += ["", f"{'step':<13}{'status':<11}{'seconds':>9}  row counts"]

@@ -4,13 +4,15 @@ Items belong to a category and get readable text drawn from that category's voca
 embeddings of same-category items are close. Users have latent tastes over a few categories and
 pick popular items inside them, so co-occurrence (ALS) is informative too. A fraction of items
 never receives an interaction (cold items) and some users only exist in the roster (no history).
-Files are generated once per parameter set under `<lakehouse>/_sources/` and read like any input.
+Files are generated once per parameter set under `<lakehouse>/_sources/` and read like any input
+(for a lakehouse on object storage: generated in a local cache, then uploaded there once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tqdm import tqdm
 from hybridrec.config import SyntheticConfig
 from hybridrec.datasets import RawInputs
 from hybridrec.io.sources import read_source
+from hybridrec.io.storage import child, exists, is_remote, upload_folder, write_text
 from hybridrec.schema import ITEM_ID, USER_ID
 
 CATEGORIES: dict[str, dict[str, list[str]]] = {
@@ -179,10 +182,22 @@ def generate_synthetic(cfg: SyntheticConfig, lakehouse_root: str) -> Path:
     return folder
 
 
+def _sources_folder(spark: SparkSession, cfg: SyntheticConfig, lakehouse_root: str) -> str:
+    """The generated files' folder; on object storage they are generated locally, then uploaded once."""
+    if not is_remote(lakehouse_root):
+        return str(generate_synthetic(cfg, lakehouse_root))
+    local = generate_synthetic(cfg, str(Path(tempfile.gettempdir()) / "hybridrec-synthetic"))
+    remote = child(lakehouse_root, "_sources", local.name)
+    if not exists(spark, child(remote, "_COMPLETE")):
+        upload_folder(spark, local, remote)
+        write_text(spark, child(remote, "_COMPLETE"), (local / "_COMPLETE").read_text())
+    return remote
+
+
 def load_synthetic(spark: SparkSession, cfg: SyntheticConfig, lakehouse_root: str) -> RawInputs:
-    folder = generate_synthetic(cfg, lakehouse_root)
-    interactions = read_source(spark, str(folder / "interactions.parquet"), "parquet",
+    folder = _sources_folder(spark, cfg, lakehouse_root)
+    interactions = read_source(spark, child(folder, "interactions.parquet"), "parquet",
                                what="interactions", required=[USER_ID, ITEM_ID, "event_ts", "event_type"])
-    items = read_source(spark, str(folder / "items.parquet"), "parquet", what="items", required=[ITEM_ID])
-    users = read_source(spark, str(folder / "users.parquet"), "parquet", what="users", required=[USER_ID])
+    items = read_source(spark, child(folder, "items.parquet"), "parquet", what="items", required=[ITEM_ID])
+    users = read_source(spark, child(folder, "users.parquet"), "parquet", what="users", required=[USER_ID])
     return RawInputs(interactions, items, users, "iso", cfg.positive_min_weight, "synthetic")

@@ -1,54 +1,56 @@
-"""Delta tables through delta-rs: Spark writes Parquet in parallel, delta-rs commits atomically.
+"""Every Spark-side read and write of the lakehouse, through delta-spark.
 
-Write path: Spark writes the DataFrame as Parquet into `<table>/_staging/<uuid>/`; the files are
-moved to their Hive-style place in the table folder (a rename on a local or mounted filesystem) and
-committed in one Delta transaction. Until that commit no reader sees them: readers only open the
-files the log lists. `replace_partition` removes the partition's old files and adds the new ones in
-the same commit, so a re-run of a ds is one new version, never a duplicate or a half-written night.
-
-Read path: Spark opens exactly the live files (`DeltaTable.file_uris`) with `basePath` set, so the
-partition column comes back from the folder names.
+Writes are single Delta commits tagged with the run (`userMetadata`, shown by DESCRIBE HISTORY):
+a partitioned table replaces its `ds` with `replaceWhere` (Delta checks every row belongs to it and
+swaps the partition atomically, so a re-run is one new version, never doubled rows), `runs` and
+`metrics` append, and `item_embeddings` grows by MERGE on its key. Concurrent writers are judged by
+Delta's optimistic concurrency: a conflicting commit raises, translated here into
+ConcurrentRunError naming the table and ds. Tables are created on first write with their contract
+(column comments, description, partitioning) and registered in the Spark catalog (io.catalog).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import uuid
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import date
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable, Field, Schema, write_deltalake
-from deltalake.exceptions import DeltaError
-from deltalake.exceptions import TableNotFoundError as DeltaTableNotFoundError
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from delta.exceptions import DeltaConcurrentModificationException
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql import functions as F
 
-from hybridrec.errors import SchemaMismatchError, TableNotFoundError
-from hybridrec.io.paths import resolve_inside
-from hybridrec.schema import TableSpec
+from hybridrec.errors import ConcurrentRunError, SchemaMismatchError, TableNotFoundError
+from hybridrec.io import catalog
+from hybridrec.io.storage import table_path
+from hybridrec.schema import DS, TableSpec
 
 log = logging.getLogger(__name__)
 
-STAGING_DIR = "_staging"
+# Fixed on every table we create, so that readers without Spark (delta-rs) can always open them:
+# nothing here rewrites rows, so deletion vectors would only raise the protocol.
+TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# MERGE and OPTIMIZE take the commit's metadata from the session conf, shared by threads.
+_SESSION_METADATA_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
 class WriteResult:
     table: str
     version: int
-    files: int
     rows: int
 
 
-def table_path(lakehouse_root: str, spec: TableSpec) -> str:
-    return str(Path(lakehouse_root).expanduser().resolve() / spec.name)
+def commit_metadata(run_id: str, **extra: Any) -> str:
+    """The `userMetadata` of a commit: the run id first, then what else identifies the write."""
+    return json.dumps({"run_id": run_id, **{k: str(v) for k, v in extra.items()}}, separators=(",", ":"))
 
 
 def check_schema(df: DataFrame, spec: TableSpec) -> None:
@@ -56,246 +58,181 @@ def check_schema(df: DataFrame, spec: TableSpec) -> None:
     found = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
     expected = [(f.name, f.dataType.simpleString()) for f in spec.schema.fields]
     if found != expected:
-        raise SchemaMismatchError(
-            f"table {spec.name!r}: expected columns {expected}, found {found}"
-        )
+        raise SchemaMismatchError(f"table {spec.name!r}: expected columns {expected}, found {found}")
 
 
-def arrow_schema(spec: TableSpec) -> pa.Schema:
-    """The contract as Arrow; each column's comment becomes Delta field metadata `comment` (the key
-    Spark and Databricks show in DESCRIBE), so readers of the log can discover it."""
-    arrow = to_arrow_schema(spec.schema, timezone="UTC")
-    return pa.schema([
-        pa.field(f.name, f.type, f.nullable, metadata={"comment": field.metadata.get("comment", "")})
-        for f, field in zip(arrow, spec.schema.fields, strict=True)
-    ])
+def sql_path(path: str) -> str:
+    """`delta.\\`path\\`` for SQL statements."""
+    return "delta.`" + path.replace("`", "``") + "`"
 
 
-def _delta_table(path: str, version: int | None = None) -> DeltaTable | None:
-    try:
-        return DeltaTable(path, version=version)
-    except DeltaTableNotFoundError:
-        return None
+def is_table(spark: SparkSession, path: str) -> bool:
+    return bool(DeltaTable.isDeltaTable(spark, path))
 
 
-def _check_existing_schema(dt: DeltaTable, spec: TableSpec, path: str, *, allow_migration: bool = False) -> None:
+@contextmanager
+def session_commit_metadata(spark: SparkSession, metadata: str) -> Iterator[None]:
+    """Tags the commits made inside (MERGE, OPTIMIZE, ALTER) with `metadata`."""
+    with _SESSION_METADATA_LOCK:
+        spark.conf.set(USER_METADATA_CONF, metadata)
+        try:
+            yield
+        finally:
+            spark.conf.unset(USER_METADATA_CONF)
+
+
+def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migration: bool = False,
+                 database: str = "") -> str:
+    """The table's path; created with its contract when missing, its stored schema checked (and
+    migrated when allowed), and registered in the catalog database when one is configured."""
+    path = table_path(root, spec.name)
+    if not is_table(spark, path):
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spec.schema).comment(spec.description)
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        for key, value in TABLE_PROPERTIES.items():
+            builder = builder.property(key, value)
+        try:
+            builder.execute()
+            log.info("created Delta table %s at %s", spec.name, path)
+        except (DeltaConcurrentModificationException, AnalysisException):
+            if not is_table(spark, path):
+                raise
+            log.info("table %s was created by a concurrent run", spec.name)  # theirs is ours: same contract
+    _check_stored_schema(spark, path, spec, allow_migration=allow_migration)
+    if database:
+        catalog.register_table(spark, database, spec, path)
+    return path
+
+
+def _check_stored_schema(spark: SparkSession, path: str, spec: TableSpec, *, allow_migration: bool) -> None:
     """The stored schema must equal the contract. With `allow_migration`, a contract that only adds
-    nullable columns at the end is applied first (old files read those columns as null); any other
-    difference is refused, because rewriting published nights is not something a nightly run should do."""
-    existing = pa.schema(dt.schema().to_arrow())
-    expected = arrow_schema(spec)
-    found = [(f.name, str(f.type)) for f in existing]
-    want = [(f.name, str(f.type)) for f in expected]
+    nullable columns at the end is applied first (older rows read them as null); any other difference
+    is refused, because rewriting published nights is not something a nightly run should do."""
+    stored = DeltaTable.forPath(spark, path).toDF().schema
+    found = [(f.name, f.dataType.simpleString()) for f in stored.fields]
+    want = [(f.name, f.dataType.simpleString()) for f in spec.schema.fields]
     if found == want:
         return
-    added = list(expected)[len(found):]
+    added = spec.schema.fields[len(found):]
     additive = want[:len(found)] == found and all(f.nullable for f in added)
     if additive and allow_migration:
         log.warning("table %s: migrating schema, adding column(s) %s", spec.name, [f.name for f in added])
-        dt.alter.add_columns([Field.from_arrow(f) for f in added])
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()} COMMENT '{_quote(f.metadata.get('comment', ''))}'"
+                            for f in added)
+        spark.sql(f"ALTER TABLE {sql_path(path)} ADD COLUMNS ({columns})")
         return
     hint = ("run with --migrate-schema (lakehouse.allow_schema_migration=true) to add them" if additive else
             "only new nullable columns at the end can be migrated; rebuild the table to change others")
-    raise SchemaMismatchError(
-        f"Delta table at {path}: stored schema {found} differs from the contract {want}; {hint}"
-    )
+    raise SchemaMismatchError(f"Delta table at {path}: stored schema {found} differs from the contract {want}; {hint}")
 
 
-def _partition_values(relative: str, partition_by: tuple[str, ...]) -> dict[str, str | None]:
-    values: dict[str, str | None] = {}
-    for part in Path(relative).parts[:-1]:
-        key, _, value = part.partition("=")
-        values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else value
-    missing = set(partition_by) - set(values)
-    if missing:
-        raise SchemaMismatchError(f"staged file {relative} lacks partition folder(s) {sorted(missing)}")
-    return values
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _stage_and_move(df: DataFrame, path: str, spec: TableSpec) -> list[AddAction]:
-    staging = Path(path) / STAGING_DIR / uuid.uuid4().hex
-    writer = df.write.mode("error")
-    if spec.partition_by:
-        writer = writer.partitionBy(*spec.partition_by)
-    actions: list[AddAction] = []
-    try:
-        writer.parquet(str(staging))
-        for file in sorted(staging.rglob("*.parquet")):
-            rows = pq.read_metadata(file).num_rows
-            if rows == 0:
-                continue  # Spark writes an empty file for an empty DataFrame
-            relative = file.relative_to(staging).as_posix()
-            target = Path(path) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, target)
-            stat = target.stat()
-            actions.append(AddAction(
-                path=relative,
-                size=stat.st_size,
-                partition_values=_partition_values(relative, spec.partition_by),
-                modification_time=int(stat.st_mtime * 1000),
-                data_change=True,
-                stats=json.dumps({"numRecords": rows}),
-            ))
-    except BaseException:
-        _remove_files(path, actions)  # moved but never committed
-        raise
-    finally:
-        shutil.rmtree(resolve_inside(staging, path), ignore_errors=True)
-    return actions
-
-
-def write_table(
-    df: DataFrame,
-    lakehouse_root: str,
-    spec: TableSpec,
-    *,
-    run_id: str,
-    partition_value: str | None = None,
-    extra_metadata: dict[str, Any] | None = None,
-    allow_schema_migration: bool = False,
-) -> WriteResult:
+def write_table(df: DataFrame, root: str, spec: TableSpec, *, run_id: str, ds: date | None = None,
+                allow_schema_migration: bool = False, database: str = "") -> WriteResult:
     """Write `df` to the table of `spec` in one Delta commit tagged with `run_id`.
 
-    `spec.write_mode` decides the commit: `replace_partition` (needs `partition_value`; every row
-    must belong to it), `append`, or `overwrite` (the whole table). A changed contract is refused
-    unless `allow_schema_migration` and the change only adds nullable columns.
+    `spec.write_mode`: `replace_partition` (needs `ds`; every row must belong to it), `append`, or
+    `merge` (insert rows whose `spec.merge_keys` are not in the table yet).
     """
     check_schema(df, spec)
-    if spec.write_mode == "replace_partition" and partition_value is None:
-        raise ValueError(f"table {spec.name!r} replaces a partition: pass partition_value")
-    path = table_path(lakehouse_root, spec)
-    Path(path).mkdir(parents=True, exist_ok=True)
-    dt = _delta_table(path)
-    if dt is not None:
-        _check_existing_schema(dt, spec, path, allow_migration=allow_schema_migration)
-    actions = _stage_and_move(df, path, spec)
-    if spec.write_mode == "replace_partition":
-        stray = [a.path for a in actions if a.partition_values.get(spec.partition_by[0]) != partition_value]
-        if stray:
-            _remove_files(path, actions)
-            raise SchemaMismatchError(
-                f"table {spec.name!r}: rows outside partition {spec.partition_by[0]}={partition_value}: {stray[:3]}"
-            )
-    metadata = {"hybridrec.run_id": run_id, **(extra_metadata or {})}
-    commit = CommitProperties(custom_metadata=metadata)
-    schema = Schema.from_arrow(arrow_schema(spec))
+    if spec.write_mode == "replace_partition" and ds is None:
+        raise ValueError(f"table {spec.name!r} replaces a partition: pass ds")
+    spark = df.sparkSession
+    path = ensure_table(spark, root, spec, allow_migration=allow_schema_migration, database=database)
+    metadata = commit_metadata(run_id, table=spec.name, **({"ds": ds} if ds else {}))
+    _commit_frame(df, path, spec, metadata, ds=ds, run_id=run_id)
+    version, rows = own_commit(spark, path, metadata)
+    log.info("wrote %s version %d: %d rows (%s)", spec.name, version, rows, f"ds {ds}" if ds else "whole table")
+    return WriteResult(spec.name, version, rows)
+
+
+def _commit_frame(df: DataFrame, path: str, spec: TableSpec, metadata: str, *, ds: date | None, run_id: str) -> None:
+    """The one place a DataFrame becomes a Delta commit (the crash tests kill the process in here)."""
+    where = f"ds {ds}" if ds else "the table"
     try:
-        created = False
-        if dt is None:
-            dt, created = _create_table(path, spec, schema, actions, commit)
-        if not created:
-            _commit(dt, spec, schema, actions, commit, partition_value)
-    except Exception:
-        _remove_files(path, actions)  # never committed: nothing references them
+        if spec.write_mode == "replace_partition":
+            (df.write.format("delta").mode("overwrite").option("replaceWhere", f"{DS} = DATE'{ds.isoformat()}'")
+             .option("userMetadata", metadata).save(path))
+        elif spec.write_mode == "append":
+            df.write.format("delta").mode("append").option("userMetadata", metadata).save(path)
+        else:
+            condition = " AND ".join(f"t.{k} = s.{k}" for k in spec.merge_keys)
+            with session_commit_metadata(df.sparkSession, metadata):
+                DeltaTable.forPath(df.sparkSession, path).alias("t").merge(df.alias("s"), condition) \
+                    .whenNotMatchedInsertAll().execute()
+    except DeltaConcurrentModificationException as exc:
+        raise ConcurrentRunError(
+            f"table {spec.name!r}, {where}: another run committed a conflicting change while run {run_id} was "
+            f"writing ({type(exc).__name__}); nothing of run {run_id} was committed to it") from exc
+    except AnalysisException as exc:
+        if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc) or "does not conform to partial table overwrite" in str(exc):
+            raise SchemaMismatchError(f"table {spec.name!r}: rows outside partition {DS}={ds}; nothing was "
+                                      f"committed") from exc
         raise
-    dt.update_incremental()
-    rows = sum(json.loads(a.stats)["numRecords"] for a in actions)
-    result = WriteResult(spec.name, dt.version(), len(actions), rows)
-    log.info("wrote %s version %d: %d rows in %d files", spec.name, result.version, rows, len(actions))
-    return result
 
 
-def _create_table(path: str, spec: TableSpec, schema: Schema, actions: list[AddAction],
-                  commit: CommitProperties) -> tuple[DeltaTable, bool]:
-    """Create the table with `actions` as version 0 -> (table, True). If a concurrent run created it
-    first -> (that table, False), and the caller commits the actions to it as usual."""
-    try:
-        create_table_with_add_actions(
-            path, schema, actions, mode="error", partition_by=list(spec.partition_by) or None,
-            name=spec.name, description=spec.description, commit_properties=commit,
-        )
-        return DeltaTable(path), True
-    except DeltaError as exc:
-        dt = _delta_table(path)
-        if dt is None or "exists" not in str(exc).lower():
-            raise
-        log.info("table %s was created by a concurrent run; committing to it", spec.name)
-        _check_existing_schema(dt, spec, path)
-        return dt, False
+def own_commit(spark: SparkSession, path: str, metadata: str) -> tuple[int, int]:
+    """(version, rows written) of the newest commit carrying `metadata`; (current version, 0) when
+    Delta made none (nothing to add and nothing to replace)."""
+    history = DeltaTable.forPath(spark, path).history(20).select("version", "userMetadata", "operationMetrics")
+    rows = history.orderBy(F.col("version").desc()).collect()
+    row = next((r for r in rows if r["userMetadata"] == metadata), None)
+    if row is None:
+        return int(rows[0]["version"]), 0
+    metrics = row["operationMetrics"] or {}
+    rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "0"
+    return int(row["version"]), int(rows)
 
 
-def _commit(dt: DeltaTable, spec: TableSpec, schema: Schema, actions: list[AddAction],
-            commit: CommitProperties, partition_value: str | None) -> None:
-    if spec.write_mode == "replace_partition":
-        dt.create_write_transaction(
-            actions, mode="overwrite", schema=schema, partition_by=list(spec.partition_by),
-            partition_filters=[(spec.partition_by[0], "=", partition_value)],
-            commit_properties=commit,
-        )
-    else:
-        dt.create_write_transaction(
-            actions, mode=spec.write_mode, schema=schema,
-            partition_by=list(spec.partition_by) or None, commit_properties=commit,
-        )
+def append_rows(spark: SparkSession, rows: list[dict[str, Any]], root: str, spec: TableSpec, *, run_id: str,
+                database: str = "") -> None:
+    """Append a few driver-side rows (run records, metrics) in one commit."""
+    path = ensure_table(spark, root, spec, database=database)
+    frame = spark.createDataFrame([tuple(r.get(c) for c in spec.columns) for r in rows], spec.schema)
+    _commit_frame(frame, path, spec, commit_metadata(run_id, table=spec.name), ds=None, run_id=run_id)
 
 
-def _remove_files(path: str, actions: list[AddAction]) -> None:
-    for action in actions:
-        resolve_inside(Path(path) / action.path, path).unlink(missing_ok=True)
-
-
-def append_rows(rows: list[dict[str, Any]], lakehouse_root: str, spec: TableSpec, *, run_id: str) -> None:
-    """Append a few driver-side rows (run records) without Spark."""
-    path = table_path(lakehouse_root, spec)
-    table = pa.Table.from_pylist(rows, schema=arrow_schema(spec))
-    for attempt in (1, 2):
-        dt = _delta_table(path)
-        if dt is not None:
-            _check_existing_schema(dt, spec, path)
-        try:
-            write_deltalake(
-                path, table, mode="append", partition_by=list(spec.partition_by) or None,
-                name=spec.name, description=spec.description,
-                commit_properties=CommitProperties(custom_metadata={"hybridrec.run_id": run_id}),
-            )
-            return
-        except DeltaError:
-            if dt is not None or attempt == 2:
-                raise
-            # A concurrent run created the table between our check and our commit: append to it.
-
-
-def read_table(
-    spark: SparkSession,
-    lakehouse_root: str,
-    spec: TableSpec,
-    *,
-    partition_value: str | None = None,
-    version: int | None = None,
-    required: bool = True,
-) -> DataFrame:
-    """The live files of the table (optionally one partition, optionally an older version)."""
-    path = table_path(lakehouse_root, spec)
-    dt = _delta_table(path, version)
-    if dt is None:
+def read_table(spark: SparkSession, root: str, spec: TableSpec, *, ds: date | str | None = None,
+               version: int | None = None, required: bool = True) -> DataFrame:
+    """The table (optionally one ds, optionally as of an older version) with the contract's columns;
+    contract columns a table predates (before a schema migration) read as null."""
+    path = table_path(root, spec.name)
+    if not is_table(spark, path):
         if required:
             raise TableNotFoundError(f"Delta table {spec.name!r} not found at {path}; run the step that writes it")
         return spark.createDataFrame([], spec.schema)
-    filters = [(spec.partition_by[0], "=", partition_value)] if partition_value is not None else None
-    files = dt.file_uris(file_pruning_predicate=filters)
-    if not files:
-        if required and partition_value is not None:
-            raise TableNotFoundError(
-                f"Delta table {spec.name!r} has no partition {spec.partition_by[0]}={partition_value} at {path}"
-            )
-        return spark.createDataFrame([], spec.schema)
-    return spark.read.schema(spec.schema).option("basePath", path).parquet(*files).select(*spec.columns)
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    df = reader.load(path)
+    if ds is not None:
+        df = df.where(F.col(DS) == F.lit(str(ds)).cast("date"))
+        if required and df.isEmpty():
+            raise TableNotFoundError(f"Delta table {spec.name!r} has no partition {DS}={ds} at {path}")
+    present = set(df.columns)
+    return df.select(*[F.col(f.name) if f.name in present else F.lit(None).cast(f.dataType).alias(f.name)
+                       for f in spec.schema.fields])
 
 
-def table_version(lakehouse_root: str, spec: TableSpec) -> int | None:
-    dt = _delta_table(table_path(lakehouse_root, spec))
-    return None if dt is None else dt.version()
-
-
-def table_row_count(lakehouse_root: str, spec: TableSpec, partition_value: str | None = None) -> int | None:
-    """Rows in the live files (from the log's per-file stats, no data read); None if no table."""
-    dt = _delta_table(table_path(lakehouse_root, spec))
-    if dt is None:
+def table_version(spark: SparkSession, root: str, spec: TableSpec) -> int | None:
+    path = table_path(root, spec.name)
+    if not is_table(spark, path):
         return None
-    actions = pa.table(dt.get_add_actions(flatten=True))
-    if partition_value is not None and spec.partition_by:
-        column = actions.column(f"partition.{spec.partition_by[0]}").to_pylist()
-        keep = [str(v) == partition_value for v in column]
-        actions = actions.filter(pa.array(keep, pa.bool_()))
-    return int(sum(v or 0 for v in actions.column("num_records").to_pylist()))
+    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+
+
+def partitions(spark: SparkSession, root: str, spec: TableSpec) -> list[date]:
+    """The run dates with rows in a partitioned table, oldest first."""
+    path = table_path(root, spec.name)
+    if not is_table(spark, path):
+        return []
+    return sorted(r[DS] for r in spark.read.format("delta").load(path).select(DS).distinct().collect())
+
+
+def describe_error(exc: PySparkException) -> str:
+    """One line of a Spark/Delta error, without the JVM stack."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -51,10 +50,11 @@ def read_source(
     elif fmt == "parquet":
         df = spark.read.parquet(path)
     else:
-        files = DeltaTable(path).file_uris()
-        if not files:
-            raise SourceNotFoundError(f"{what} input {path!r} is a Delta table with no data files")
-        df = spark.read.option("basePath", path).parquet(*files)
+        from hybridrec.io.delta import is_table
+
+        if not is_table(spark, path):
+            raise SourceNotFoundError(f"{what} input {path!r} is not a Delta table (no _delta_log)")
+        df = spark.read.format("delta").load(path)
     for old, new in (rename or {}).items():
         if old in df.columns:
             df = df.withColumnRenamed(old, new)

@@ -1,0 +1,63 @@
+"""Where the lakehouse lives: a local folder or an object store (`s3a://bucket/prefix`).
+
+Path arithmetic for both, and the few file-system questions the steps ask, answered through
+Hadoop's FileSystem in the Spark JVM so that local disk and object storage behave alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def is_remote(path: str) -> bool:
+    """True for object-store and other URI paths (s3a://...), false for local paths and file://."""
+    return "://" in path and not path.startswith("file:")
+
+
+def table_path(root: str, name: str) -> str:
+    """The folder of table `name` under the lakehouse root (local paths made absolute)."""
+    if is_remote(root):
+        return f"{root.rstrip('/')}/{name}"
+    return str(Path(root.removeprefix("file://")).expanduser().resolve() / name)
+
+
+def child(path: str, *parts: str) -> str:
+    if is_remote(path):
+        return "/".join([path.rstrip("/"), *parts])
+    return str(Path(path).joinpath(*parts))
+
+
+def _fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    if not is_remote(path):
+        return Path(path).exists()
+    fs, jpath = _fs(spark, path)
+    return bool(fs.exists(jpath))
+
+
+def upload_folder(spark: SparkSession, local: Path, remote: str) -> None:
+    """Copy a local folder's files to `remote` (object storage), keeping the local folder."""
+    fs, target = _fs(spark, remote)
+    jvm = spark.sparkContext._jvm
+    fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(local)), target)
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    if not is_remote(path):
+        Path(path).write_text(text, encoding="utf-8")
+        return
+    fs, jpath = _fs(spark, path)
+    out = fs.create(jpath, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
