@@ -1,5 +1,6 @@
-# make demo: nightly pipeline on the embedded default dataset. make test: the test suite.
-# Both create .venv and install the project into it when missing or when pyproject.toml changed.
+# make demo: nightly pipeline on the embedded default dataset. make test: the whole test suite
+# (tests/unit, tests/spark, tests/e2e); make test-fast: unit + spark lanes only.
+# All create .venv and install the project into it when missing or when pyproject.toml changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 
 PACK_DIR ?= dist
 
-.PHONY: setup demo test lint clean pack bench native-blas jars
+.PHONY: setup demo test test-fast bench-test lint clean pack bench bench-setup native-blas jars
 
 setup: $(STAMP) $(JARS_STAMP)
 
@@ -37,10 +38,13 @@ demo: setup
 	$(BIN)/hybridrec run --ds $(DS)
 
 lint: setup
-	$(BIN)/ruff check lib tests jobs airflow_dags
+	$(BIN)/ruff check lib tests jobs airflow_dags benchmarks
 
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/python -m pytest tests/unit tests/spark $(PYTEST_ARGS)
 
 # Spark ALS runs about 2x faster with a native BLAS (netlib loads libblas.so.3). Installed with
 # apt-get where this runs as root; elsewhere Spark falls back to its Java BLAS (slower, same result).
@@ -53,8 +57,20 @@ native-blas:
 	  || echo "native BLAS: apt-get failed; Spark ALS will use its Java BLAS (slower)"; \
 	else echo "native BLAS: not root or no apt-get; install libopenblas0 for faster Spark ALS (optional)"; fi
 
-bench: setup
-	$(BIN)/hybridrec bench --quick --json bench.json
+# Benchmarks live outside the product (benchmarks/, not packaged); their peers install only here.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench-setup: setup $(BENCH_STAMP)
+
+bench: bench-setup
+	$(BIN)/python -m benchmarks --quick --json bench.json
+
+# The benchmarks' own tests at toy sizes (CI runs them after make test).
+bench-test: bench-setup
+	$(BIN)/python -m pytest benchmarks/tests $(PYTEST_ARGS)
 
 # The environment executors need, as one archive for spark-submit --archives (see README).
 pack: setup

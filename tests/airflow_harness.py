@@ -36,6 +36,13 @@ def describe() -> None:
                 "jars": getattr(t, "jars", None) or getattr(t, "_jars", None),
             } for t in dag.tasks},
         }
+    # The backfill's date expansion, called as Airflow would call the task's function.
+    nights = bag.dags["hybridrec_backfill"].get_task("nights").python_callable
+    out["backfill_nights"] = nights(params={"start": "2026-11-20", "end": "2026-11-22"})
+    try:
+        nights(params={"start": "2026-11-22", "end": "2026-11-20"})
+    except ValueError as exc:
+        out["backfill_bad_range"] = str(exc)
     print(json.dumps(out))
 
 

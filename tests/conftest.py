@@ -19,7 +19,12 @@ TEST_SETTINGS = [
     "gate.enabled=false",  # tests that exercise the gate turn it on
     "als.rank=4",
     "als.max_iter=5",
+    # The hashing stand-in for the text model: tests where the model is not the point skip loading it
+    # (tests/e2e runs the real all-MiniLM-L6-v2: test_embed, the Airflow DAGs, the cluster).
+    'embedding.runtime="hashing"',
+    'embedding.model="hashing-384"',
 ]
+REAL_MODEL = ['embedding.runtime="onnxruntime"', 'embedding.model="all-MiniLM-L6-v2"']
 
 
 def make_config(root, *extra: str):
@@ -48,3 +53,28 @@ def spark(tmp_path_factory, s3_server):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+PUBLISHED_NIGHTS = ("2026-11-21", "2026-11-22")
+
+
+@pytest.fixture(scope="session")
+def published_lakehouse(spark, tmp_path_factory):
+    """Two published nights of the three-topic catalogue (tests/topic_data.py), each evaluated
+    (`metrics` rows), embedded by the real model (its known answers are semantic: a cold item is
+    explained by a history item of its topic); returns (root, settings). Shared by several modules:
+    read it, or copy it first."""
+    from datetime import date
+
+    from hybridrec.steps import STEPS, RunContext, evaluation, run_steps
+    from topic_data import files_settings, write_topic_dataset
+
+    base = tmp_path_factory.mktemp("published")
+    root = str(base / "lakehouse")
+    settings = [f'lakehouse.root="{root}"', *files_settings(write_topic_dataset(base / "input")), "evaluate.cold_k=5",
+                *REAL_MODEL]
+    for ds in PUBLISHED_NIGHTS:
+        ctx = RunContext(spark=spark, cfg=make_config(root, *settings), ds=date.fromisoformat(ds))
+        run_steps(ctx, STEPS)
+        evaluation.write_metrics(ctx, evaluation.run_evaluation(ctx))
+    return root, settings

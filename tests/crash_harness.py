@@ -53,8 +53,8 @@ def _before_commit_conf(cfg, kill_jar: str) -> dict[str, str]:
 def main() -> None:
     step, ds, table, phase, kill_jar, *settings = sys.argv[1:]
     from hybridrec.config import load_config
-    from hybridrec.pipeline import RunContext, run_steps
     from hybridrec.session import build_spark_session
+    from hybridrec.steps import RunContext, run_steps
 
     os.environ["HYBRIDREC_KILL_PGID"] = str(os.getpgid(0))
     cfg = load_config(overrides=settings)

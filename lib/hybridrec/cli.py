@@ -32,7 +32,7 @@ def _flag(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hybridrec.pipeline import STEPS
+    from hybridrec.steps import STEPS
 
     settings = argparse.ArgumentParser(add_help=False)
     settings.add_argument("--config", help="TOML file overriding the shipped defaults")
@@ -67,23 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[settings], help="print one user's list with titles and reasons")
     show.add_argument("--user", required=True, help="user id")
     show.add_argument("--ds", type=_ds, help="run date (default: the newest published night)")
-    bench = sub.add_parser("bench", parents=[settings],
-                           help="time each stage next to the best single-process tool (needs the bench extra)")
-    bench.add_argument("--quick", action="store_true", help="the small sizes (about 10 minutes on 2 cores)")
-    bench.add_argument("--json", help="also write the results as JSON here")
-    bench.add_argument("--workdir", help="folder for the bench lakehouse (default: a new temporary folder)")
-    bench.add_argument("--scale", type=int, action="append", default=[], metavar="INTERACTIONS",
-                       help="instead: the whole nightly on synthetic data of this many interactions (repeatable; "
-                            "time and peak memory per step, growth between sizes)")
-    bench.add_argument("--ivf", action="store_true",
-                       help="with --scale: then the recommend step again with recommend.retrieval=ivf, "
-                            "timed and compared with exact lists on a sample of users")
-    bench.add_argument("--ivf-only", action="store_true",
-                       help="with --scale and --workdir: only that comparison, on the lakehouse an earlier "
-                            "--scale run left there")
-    bench.add_argument("--rerank-only", action="store_true",
-                       help="as --ivf-only, with recommend.retrieval=rerank (low-dimensional first pass, "
-                            "candidates re-scored exactly)")
     vacuum = sub.add_parser("vacuum", parents=[settings],
                             help="Delta VACUUM: list (default) or delete files no version within the retention uses")
     vacuum.add_argument("--retention-hours", type=int, help="default: lakehouse.vacuum_retention_hours")
@@ -151,10 +134,7 @@ def _with_spark(spark, cfg, args) -> int:
         return _vacuum(spark, cfg, retention, dry_run=not args.execute)
     if args.command == "optimize":
         return _optimize(spark, cfg, args.table, args.ds, args.zorder)
-    if args.command == "bench":
-        return _bench(spark, cfg, quick=args.quick, json_path=args.json, workdir=args.workdir, scale=args.scale,
-                      ivf=args.ivf, ivf_only=args.ivf_only, rerank_only=args.rerank_only)
-    from hybridrec.context import RunContext
+    from hybridrec.steps import RunContext
 
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
@@ -163,7 +143,7 @@ def _with_spark(spark, cfg, args) -> int:
         elif args.command == "tune":
             _tune(ctx, args.out)
         else:
-            from hybridrec.pipeline import STEPS, run_steps
+            from hybridrec.steps import STEPS, run_steps
             steps = STEPS if args.command == "run" else (args.command,)
             log.info("run %s: ds %s, steps %s", ctx.run_id, ctx.ds_str, ", ".join(steps))
             run_steps(ctx, steps)
@@ -183,36 +163,6 @@ def _show(cfg, user_id: str, ds: date | None) -> int:
     except HybridrecError as exc:
         log.error("%s", exc)
         return 1
-    return 0
-
-
-def _bench(spark, cfg, *, quick: bool, json_path: str | None, workdir: str | None, scale: list[int],
-           ivf: bool, ivf_only: bool, rerank_only: bool = False) -> int:
-    import tempfile
-
-    from hybridrec import bench
-    from hybridrec import scale as scale_runs
-
-    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hybridrec-bench-"))
-    if scale and (ivf_only or rerank_only):
-        mode = "rerank" if rerank_only else "ivf"
-        result = {"machine": bench.machine(), f"recommend_{mode}": {
-            n: scale_runs.compare_retrieval(spark, scale_runs.scale_config(cfg, folder, n), retrieval=mode)
-            for n in scale}}
-        table = json.dumps(result[f"recommend_{mode}"], indent=2)
-    elif scale:
-        runs = []
-        for n in sorted(scale):
-            runs.append(scale_runs.run_scale(spark, cfg, folder, n, ivf=ivf))
-            log.info("scale %d: %s", n, runs[-1])
-        result = scale_runs.scale_result(runs, spark.sparkContext.master)
-        table = scale_runs.format_scale(result)
-    else:
-        result = bench.run_bench(spark, cfg, folder, bench.QUICK if quick else bench.FULL)
-        table = bench.format_table(result)
-    print(table)
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0
 
 
@@ -270,30 +220,32 @@ def _sql(spark, cfg, query: str, limit: int) -> int:
 
 
 def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
-    from hybridrec import offline
     from hybridrec.config import dataset_kind
-    from hybridrec.pipeline import run_step
+    from hybridrec.quality import report
+    from hybridrec.quality.gate import ALS, CONTENT, HYBRID, POPULARITY, baseline_blends
+    from hybridrec.steps import run_step
+    from hybridrec.steps.evaluation import run_evaluation, run_tuning, write_metrics
 
     outcome = {}
 
     def evaluate(ctx, record) -> None:
         als_by_strategy, blends = None, None
         if tune:
-            result = offline.run_tuning(ctx)
+            result = run_tuning(ctx)
             log.info("tuned: ALS-only %s; hybrid %s with %s", result.als_for_als, result.als_for_hybrid, result.blend)
-            als_by_strategy = {offline.ALS: result.als_for_als, offline.HYBRID: result.als_for_hybrid,
-                               offline.CONTENT: result.als_for_hybrid, offline.POPULARITY: result.als_for_hybrid}
-            blends = {**offline.baseline_blends(ctx.cfg), offline.HYBRID: result.blend}
-        metrics = offline.run_evaluation(ctx, als_by_strategy, blends)
-        offline.write_metrics(ctx, metrics)
+            als_by_strategy = {ALS: result.als_for_als, HYBRID: result.als_for_hybrid,
+                               CONTENT: result.als_for_hybrid, POPULARITY: result.als_for_hybrid}
+            blends = {**baseline_blends(ctx.cfg), HYBRID: result.blend}
+        metrics = run_evaluation(ctx, als_by_strategy, blends)
+        write_metrics(ctx, metrics)
         record.row_counts["metrics"] = len(metrics)
         outcome.update(metrics=metrics, result=result if tune else None)
 
     run_step(ctx, "evaluate", evaluate)
     metrics, result = outcome["metrics"], outcome["result"]
-    offline.print_metrics(metrics)
+    report.print_metrics(metrics)
     if json_path:
-        payload = offline.metrics_json(metrics, ctx.cfg, dataset_kind(ctx.cfg))
+        payload = report.metrics_json(metrics, ctx.cfg, dataset_kind(ctx.cfg))
         if tune:
             payload["tuned"] = {"als_for_als": result.als_for_als.model_dump(),
                                 "als_for_hybrid": result.als_for_hybrid.model_dump(),
@@ -301,24 +253,25 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
         Path(json_path).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
         if ctx.cfg.evaluate.chart:
             chart = str(Path(json_path).with_suffix(".png"))
-            offline.write_chart(metrics, chart, ctx.cfg.evaluate.ks[0], ctx.cfg.evaluate.cold_k)
+            report.write_chart(metrics, chart, ctx.cfg.evaluate.ks[0], ctx.cfg.evaluate.cold_k)
             log.info("wrote %s and %s", json_path, chart)
 
 
 def _tune(ctx, out: str) -> None:
-    from hybridrec import offline
-    from hybridrec.pipeline import run_step
+    from hybridrec.quality.tuning import tuned_config_toml
+    from hybridrec.steps import run_step
+    from hybridrec.steps.evaluation import run_tuning
 
     outcome = {}
 
     def tune(ctx, record) -> None:
-        outcome["result"] = offline.run_tuning(ctx)
+        outcome["result"] = run_tuning(ctx)
         record.row_counts["trials"] = len(outcome["result"].trials)
 
     run_step(ctx, "tune", tune)
     result = outcome["result"]
     key = f"ndcg@{ctx.cfg.tune.k}"
-    Path(out).write_text(offline.tuned_config_toml(result, key), encoding="utf-8")
+    Path(out).write_text(tuned_config_toml(result, key), encoding="utf-8")
     trials_path = Path(out).with_suffix(".trials.csv")
     result.trials.to_csv(trials_path, index=False)
     log.info("wrote %s (chosen settings) and %s (%d trials)", out, trials_path, len(result.trials))

@@ -8,6 +8,7 @@ to write a DataFrame whose columns or types differ from its spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from pyspark.sql import types as T
@@ -39,7 +40,27 @@ REASON = "reason"
 ENTITY = "entity"
 RECORD = "record"
 
+# Columns of intermediate frames (scoring inputs and outputs), not stored in any table.
+ITEM_POS = "item_pos"
+HIST_POS = "hist_pos"
+HIST_WEIGHT = "hist_weight"
+HIST_TS = "hist_ts"
+POPULARITY = "popularity"
+
+# Strategy names in `recommendations.strategy` and `metrics.strategy`.
+HYBRID = "hybrid"
+NEW_ITEM = "new_item"
+POPULARITY_STRATEGY = "popularity"
+ALS_STRATEGY = "als"
+CONTENT_STRATEGY = "content"
+
 WriteMode = Literal["replace_partition", "append", "merge"]
+
+
+def day_end(ds: date) -> datetime:
+    """First instant after run date `ds` (UTC): later events are in the future for that night, and
+    recency is measured from here."""
+    return datetime.combine(ds + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def _field(name: str, dtype: T.DataType, comment: str, nullable: bool = True) -> T.StructField:
@@ -175,6 +196,18 @@ RECOMMENDATIONS = TableSpec(
     write_mode="replace_partition",
     description="Top-N recommendations per user per run date; a re-run replaces its ds.",
 )
+
+# Top-N rows as scoring produces them: the `recommendations` contract without the run columns.
+SCORED_SCHEMA = T.StructType([
+    T.StructField(USER_ID, T.StringType(), False),
+    T.StructField(RANK, T.IntegerType(), False),
+    T.StructField(ITEM_ID, T.StringType(), False),
+    T.StructField(SCORE, T.DoubleType(), False),
+    T.StructField(ALS_SCORE, T.DoubleType(), True),
+    T.StructField(CONTENT_SCORE, T.DoubleType(), True),
+    T.StructField(REASON_ITEM_ID, T.StringType(), True),
+    T.StructField(STRATEGY, T.StringType(), False),
+])
 
 RUNS = TableSpec(
     name="runs",

@@ -1,1 +1,2 @@
-"""All reads and writes of tables and input files live in this package."""
+"""All reads and writes of the lakehouse (Delta tables, the catalog, maintenance) and the storage it
+lives on. Input files are read in hybridrec.sources."""

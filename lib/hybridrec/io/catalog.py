@@ -12,6 +12,7 @@ command and notebooks call it). With a persistent metastore (Hive, Glue: spark.s
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from hybridrec.io.storage import table_path
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # (application id, database, table) -> the path this process registered it with.
 _REGISTERED: dict[tuple[str, str, str], str] = {}
+# Runs started in threads of one application share its catalog: check-then-create must not interleave.
+_CATALOG_LOCK = threading.RLock()
 
 # view -> (table, what it shows); the newest ds of a partitioned table.
 LATEST_VIEWS = {
@@ -46,6 +49,11 @@ def _location(spark: SparkSession, qualified: str) -> str | None:
 
 def register_table(spark: SparkSession, database: str, spec: TableSpec, path: str) -> None:
     """`database.<table>` points at `path` (an external table: dropping it never deletes data)."""
+    with _CATALOG_LOCK:
+        _register_table(spark, database, spec, path)
+
+
+def _register_table(spark: SparkSession, database: str, spec: TableSpec, path: str) -> None:
     key = (spark.sparkContext.applicationId, database, spec.name)
     if _REGISTERED.get(key) == path:
         return

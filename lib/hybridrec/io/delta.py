@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from delta.exceptions import DeltaConcurrentModificationException
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, SparkSession
@@ -28,7 +38,7 @@ from pyspark.sql import functions as F
 
 from hybridrec.errors import ConcurrentRunError, SchemaMismatchError, TableNotFoundError
 from hybridrec.io import catalog
-from hybridrec.io.storage import table_path
+from hybridrec.io.storage import child, list_names, read_text, table_path
 from hybridrec.schema import DS, TableSpec
 
 log = logging.getLogger(__name__)
@@ -37,8 +47,16 @@ log = logging.getLogger(__name__)
 # nothing here rewrites rows, so deletion vectors would only raise the protocol.
 TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# delta-spark's Python exceptions for a lost commit race are siblings, not subclasses of one another.
+CONCURRENT_COMMIT_ERRORS = (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
+                            ConcurrentTransactionException, ConcurrentWriteException,
+                            DeltaConcurrentModificationException, MetadataChangedException, ProtocolChangedException)
 # MERGE and OPTIMIZE take the commit's metadata from the session conf, shared by threads.
 _SESSION_METADATA_LOCK = threading.Lock()
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+# Tables this process has already created or checked against a contract (path, database, schema,
+# migration allowed): checked once per process; Delta's own schema enforcement guards every write.
+_ENSURED: set[tuple[str, str, str, bool]] = set()
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,9 @@ def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migra
     """The table's path; created with its contract when missing, its stored schema checked (and
     migrated when allowed), and registered in the catalog database when one is configured."""
     path = table_path(root, spec.name)
+    key = (path, database, spec.schema.json(), allow_migration)
+    if key in _ENSURED:
+        return path
     if not is_table(spark, path):
         builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spec.schema).comment(spec.description)
         if spec.partition_by:
@@ -95,13 +116,14 @@ def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migra
         try:
             builder.execute()
             log.info("created Delta table %s at %s", spec.name, path)
-        except (DeltaConcurrentModificationException, AnalysisException):
+        except (*CONCURRENT_COMMIT_ERRORS, AnalysisException):
             if not is_table(spark, path):
                 raise
             log.info("table %s was created by a concurrent run", spec.name)  # theirs is ours: same contract
     _check_stored_schema(spark, path, spec, allow_migration=allow_migration)
     if database:
         catalog.register_table(spark, database, spec, path)
+    _ENSURED.add(key)
     return path
 
 
@@ -164,7 +186,7 @@ def _commit_frame(df: DataFrame, path: str, spec: TableSpec, metadata: str, *, d
             with session_commit_metadata(df.sparkSession, metadata):
                 DeltaTable.forPath(df.sparkSession, path).alias("t").merge(df.alias("s"), condition) \
                     .whenNotMatchedInsertAll().execute()
-    except DeltaConcurrentModificationException as exc:
+    except CONCURRENT_COMMIT_ERRORS as exc:
         raise ConcurrentRunError(
             f"table {spec.name!r}, {where}: another run committed a conflicting change while run {run_id} was "
             f"writing ({type(exc).__name__}); nothing of run {run_id} was committed to it") from exc
@@ -175,25 +197,60 @@ def _commit_frame(df: DataFrame, path: str, spec: TableSpec, metadata: str, *, d
         raise
 
 
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    operation: str
+    user_metadata: dict[str, str]   # the JSON this module tags commits with ({} for others)
+    metrics: dict[str, str]
+
+
+def commits(spark: SparkSession, path: str, *, after: int = -1, newest: int | None = None) -> list[Commit]:
+    """The commits of the table after version `after` (only the `newest` ones when given), oldest first.
+
+    Read straight from `_delta_log/<version>.json` (the commitInfo action of Delta's log protocol)
+    through Hadoop's FileSystem: the same answer as DESCRIBE HISTORY without a Spark job, which is
+    what makes checking a run's claim before every write cheap."""
+    log_dir = child(path, "_delta_log")
+    versions = sorted(int(m.group(1)) for name in list_names(spark, log_dir) if (m := _COMMIT_FILE.match(name)))
+    versions = [v for v in versions if v > after]
+    found = []
+    for version in versions[-newest:] if newest else versions:
+        info: dict[str, Any] = {}
+        for line in read_text(spark, child(log_dir, f"{version:020d}.json")).splitlines():
+            if '"commitInfo"' in line:
+                info = json.loads(line).get("commitInfo") or {}
+                break
+        try:
+            metadata = json.loads(info.get("userMetadata") or "{}")
+        except json.JSONDecodeError:
+            metadata = {}
+        found.append(Commit(version, info.get("operation", ""), metadata if isinstance(metadata, dict) else {},
+                            info.get("operationMetrics") or {}))
+    return found
+
+
 def own_commit(spark: SparkSession, path: str, metadata: str) -> tuple[int, int]:
     """(version, rows written) of the newest commit carrying `metadata`; (current version, 0) when
     Delta made none (nothing to add and nothing to replace)."""
-    history = DeltaTable.forPath(spark, path).history(20).select("version", "userMetadata", "operationMetrics")
-    rows = history.orderBy(F.col("version").desc()).collect()
-    row = next((r for r in rows if r["userMetadata"] == metadata), None)
-    if row is None:
-        return int(rows[0]["version"]), 0
-    metrics = row["operationMetrics"] or {}
-    rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "0"
-    return int(row["version"]), int(rows)
+    recent = commits(spark, path, newest=20)
+    wanted = json.loads(metadata)
+    mine = next((c for c in reversed(recent) if c.user_metadata == wanted), None)
+    if mine is None:
+        return (recent[-1].version if recent else -1), 0
+    rows = mine.metrics.get("numOutputRows") or mine.metrics.get("numTargetRowsInserted") or "0"
+    return mine.version, int(rows)
 
 
 def append_rows(spark: SparkSession, rows: list[dict[str, Any]], root: str, spec: TableSpec, *, run_id: str,
-                database: str = "") -> None:
-    """Append a few driver-side rows (run records, metrics) in one commit."""
+                database: str = "", **tags: Any) -> int:
+    """Append a few driver-side rows (run records, metrics) in one commit, its `userMetadata` carrying
+    `tags` besides the run id; returns the commit's version."""
     path = ensure_table(spark, root, spec, database=database)
     frame = spark.createDataFrame([tuple(r.get(c) for c in spec.columns) for r in rows], spec.schema)
-    _commit_frame(frame, path, spec, commit_metadata(run_id, table=spec.name), ds=None, run_id=run_id)
+    metadata = commit_metadata(run_id, table=spec.name, **tags)
+    _commit_frame(frame, path, spec, metadata, ds=None, run_id=run_id)
+    return own_commit(spark, path, metadata)[0]
 
 
 def read_table(spark: SparkSession, root: str, spec: TableSpec, *, ds: date | str | None = None,
@@ -222,7 +279,7 @@ def table_version(spark: SparkSession, root: str, spec: TableSpec) -> int | None
     path = table_path(root, spec.name)
     if not is_table(spark, path):
         return None
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+    return commits(spark, path, newest=1)[-1].version
 
 
 def partitions(spark: SparkSession, root: str, spec: TableSpec) -> list[date]:

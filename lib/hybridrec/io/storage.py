@@ -61,3 +61,25 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         out.write(bytearray(text.encode("utf-8")))
     finally:
         out.close()
+
+
+def list_names(spark: SparkSession, folder: str) -> list[str]:
+    """The file names directly in `folder` ([] when it does not exist)."""
+    if not is_remote(folder):
+        return sorted(p.name for p in Path(folder).iterdir()) if Path(folder).is_dir() else []
+    fs, jpath = _fs(spark, folder)
+    if not fs.exists(jpath):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(jpath))
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    if not is_remote(path):
+        return Path(path).read_text(encoding="utf-8")
+    fs, jpath = _fs(spark, path)
+    stream = fs.open(jpath)
+    try:
+        jvm = spark.sparkContext._jvm
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()

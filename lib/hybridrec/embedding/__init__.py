@@ -1,0 +1,1 @@
+"""Turning item text into vectors (the model runtimes; the Spark UDF is transforms.embed)."""

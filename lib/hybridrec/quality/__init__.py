@@ -1,0 +1,1 @@
+"""Offline quality, pure: holdout splits, metrics, the gate's verdict, the tuning grid, reports."""

@@ -1,0 +1,332 @@
+"""The hybrid top-N kernel: pure numpy over one block of users (the Spark side is scoring.arrow).
+(Over 300 lines on purpose: the signals, their closed-form z-scores, new-item places and reasons
+are one computation; split, each part would need the others' intermediate matrices.)
+
+Item-side matrices (ALS factors, embeddings, popularity) are broadcast once; users arrive in
+Arrow batches with their history and factors. For each block of users the worker computes, as
+matrix products rather than a cross join:
+
+- als: U·Vᵀ, the ALS dot product;
+- recent: mean cosine, in ALS factor space, to the user's few most recent positive items
+  (MovieLens users rate in sessions, so what they did last predicts what comes next);
+- popularity: log of the recency-decayed number of users per item;
+- content: cosine of centred item embeddings to the user's recency-weighted positive profile.
+
+Each signal is z-normalised per user over items with interactions and blended with the configured
+weights. Every signal is linear in an item-side vector (a·x_i), so its per-user mean and standard
+deviation follow from the item vectors' mean and covariance (computed once per index), and the whole
+blend is one matrix product Q·Xᵀ plus a per-user constant: a block of users costs one product over
+the item matrix and one top-N selection, not a dozen full (users x items) passes.
+
+Items with no interactions yet (no ALS factors) cannot be ranked by those signals; they get their
+own score, half "what ALS would say" through a ridge regression from embeddings to ALS item
+factors trained on the warm items, half content, and fill `new_item_slots` places at the end of the
+list. Seen items are masked; top-N uses argpartition. Unlike `recommendForAllUsers`, seen items are
+excluded. One pass can score several blends (`ScoringParams.blends`), which is how evaluation and
+tuning compare strategies on the same factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hybridrec import schema as S
+from hybridrec.scoring import retrieval
+from hybridrec.scoring.index import ItemIndex, Moments
+from hybridrec.scoring.params import ScoringParams
+
+
+@dataclass(frozen=True)
+class History:
+    """One user's interacted items: positions in the ItemIndex, summed weights, last event (epoch s)."""
+    pos: np.ndarray
+    weight: np.ndarray
+    ts: np.ndarray
+
+
+def _positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
+    """The user's most recent positive history items (newest first) that have `mask`."""
+    keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
+    pos, weight, ts = hist.pos[keep], hist.weight[keep], hist.ts[keep]
+    recent = np.argsort(-ts, kind="stable")[:limit]
+    return pos[recent], weight[recent], ts[recent]
+
+
+def _profiles(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Content profile per user (recency-weighted mean of centred embeddings) and its source items."""
+    profiles = np.zeros((len(histories), index.content.shape[1]), dtype=np.float32)
+    sources: list[np.ndarray] = []
+    for row, hist in enumerate(histories):
+        pos, weight, ts = _positives(hist, index, p, p.profile_max_items, index.has_embedding)
+        sources.append(pos)
+        if len(pos) == 0:
+            continue
+        age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
+        w = weight * np.power(0.5, age_days / p.recency_half_life_days)
+        vec = (w[:, None] * index.content[pos]).sum(axis=0)
+        norm = np.linalg.norm(vec)
+        if norm > 0:
+            profiles[row] = vec / norm
+    return profiles, sources
+
+
+def _recent_queries(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
+    """Mean unit ALS factor of each user's recent positive items (its dot with a unit item factor is
+    the mean cosine to them), and whether the user has any."""
+    out = np.zeros((len(histories), index.factors.shape[1]), dtype=np.float32)
+    present = np.zeros(len(histories), dtype=bool)
+    for row, hist in enumerate(histories):
+        pos, _, _ = _positives(hist, index, p, p.recent_items, index.has_factors)
+        if len(pos):
+            out[row], present[row] = index.factors_unit[pos].mean(axis=0), True
+    return out, present
+
+
+@dataclass(frozen=True)
+class _Space:
+    """The items one kind of list ranks, with each signal's item vectors restricted to them."""
+    cols: np.ndarray                 # item positions, column order of the score matrix
+    col_of: np.ndarray               # (n_items,) position -> column, -1 outside the space
+    items: dict[str, np.ndarray]     # signal -> (n_items, d) item vectors of the whole index (not copied)
+    moments: dict[str, Moments]
+    stacked: dict[tuple[str, ...], np.ndarray]  # signals -> their vectors side by side (built on first use)
+
+    def matrix(self, signals: tuple[str, ...]) -> np.ndarray:
+        if signals not in self.stacked:
+            self.stacked[signals] = np.concatenate([self.items[s][self.cols] for s in signals], axis=1)
+        return self.stacked[signals]
+
+
+_SPACES: dict[int, tuple[ItemIndex, dict[str, _Space]]] = {}
+
+
+def _spaces(index: ItemIndex) -> dict[str, _Space]:
+    """warm: items with factors (interaction blends); embedded: items with an embedding (content-only
+    blends); new: embedded items without factors (new-item places). Cached per worker and index."""
+    cached = _SPACES.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+
+    def space(mask: np.ndarray, name: str, items: dict[str, np.ndarray]) -> _Space:
+        cols = np.flatnonzero(mask)
+        col_of = np.full(len(mask), -1, dtype=np.int64)
+        col_of[cols] = np.arange(len(cols))
+        moments = {s: index.moments[f"{name}/{s}"] for s in items}
+        return _Space(cols, col_of, items, moments, {})
+
+    log_popularity = np.log1p(index.popularity)[:, None].astype(np.float32)
+    spaces = {
+        "warm": space(index.has_factors, "warm", {"als": index.factors, "recent": index.factors_unit,
+                                                  "popularity": log_popularity, "content": index.content}),
+        "embedded": space(index.has_embedding, "embedded", {"content": index.content}),
+        "new": space(~index.has_factors & index.has_embedding, "new",
+                     {"mapped": index.mapped_factors, "content": index.content}),
+    }
+    _SPACES.clear()  # one index per worker at a time (evaluation scores several, one after another)
+    _SPACES[id(index)] = (index, spaces)
+    return spaces
+
+
+def _blend_query(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
+                 weights: dict[str, float]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The blend as (signals, Q, offset, has_signal): a user's weighted mean of z-scored signals over
+    the signals they have (`queries`: signal -> (user vectors, present)) is Q·x + offset."""
+    active = tuple(s for s, w in weights.items() if w > 0)
+    if not active:
+        raise ValueError("a blend needs at least one positive weight")
+    n_users = len(next(iter(queries.values()))[1])
+    total = sum(weights[s] * queries[s][1] for s in active)
+    has_total = total > 0
+    parts, offset = [], np.zeros(n_users)
+    for s in active:
+        a, present = queries[s]
+        a = a.astype(np.float64)
+        m = space.moments[s]
+        mean = a @ m.mean
+        std = np.sqrt(np.maximum(((a @ m.cov) * a).sum(axis=1), 0.0)).clip(min=1e-6)
+        scale = np.where(present & has_total, weights[s] / (std * np.where(has_total, total, 1)), 0.0)
+        parts.append((a * scale[:, None]).astype(np.float32))
+        offset -= scale * mean
+    return active, np.concatenate(parts, axis=1), offset.astype(np.float32), has_total
+
+
+def _blend_scores(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]],
+                  weights: dict[str, float], seen: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(users, space columns) blended scores; -inf for seen items and users with no signal."""
+    active, q, offset, has_total = _blend_query(space, queries, weights)
+    score = q @ space.matrix(active).T
+    score += offset[:, None]
+    score[~has_total] = -np.inf
+    rows, cols = seen[0], space.col_of[seen[1]]
+    score[rows[cols >= 0], cols[cols >= 0]] = -np.inf  # never recommend what the user already interacted with
+    return score
+
+
+def _ranked_blend(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
+                  seen: tuple[np.ndarray, np.ndarray], p: ScoringParams, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k positions and scores of one blend: exact, or approximate (p.retrieval: rerank, ivf)."""
+    if p.retrieval in ("rerank", "ivf") and len(space.cols) > p.rerank_candidates:
+        active, q, offset, has_total = _blend_query(space, queries, weights)
+        matrix = space.matrix(active)
+        if matrix.shape[1] > p.rerank_dims:  # narrower blends are cheaper exact
+            rows, cols = seen[0], space.col_of[seen[1]]
+            seen_here = (rows[cols >= 0], cols[cols >= 0])
+            key = (id(space), active, tuple(weights[s] for s in active), p.rerank_dims)
+            proj = retrieval.projection(matrix, [space.items[s].shape[1] for s in active],
+                                        [weights[s] for s in active], dims=p.rerank_dims, cache_key=key)
+            if p.retrieval == "ivf" and len(space.cols) >= 4 * p.ivf_list_size:
+                index = retrieval.ivf_index(proj, list_size=p.ivf_list_size, cache_key=(*key, p.ivf_list_size))
+                top, scores = retrieval.ivf_top_n(proj, index, matrix, q, k=k, candidates=p.rerank_candidates,
+                                                  probes=p.ivf_probes, seen=seen_here)
+            else:
+                top, scores = retrieval.rerank_top_n(proj, matrix, q, k=k, candidates=p.rerank_candidates,
+                                                     seen=seen_here)
+            scores = scores + offset[:, None]
+            scores[~has_total] = -np.inf
+            return space.cols[top], scores
+    return _ranked(space, _blend_scores(space, queries, weights, seen), k)
+
+
+def _top(score: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the column indices of the k largest scores, best first (ties by position)."""
+    n = score.shape[1]
+    if k <= 0 or n == 0:
+        return np.zeros((score.shape[0], 0), dtype=np.int64)
+    k = min(k, n)
+    top = np.argpartition(score, n - k, axis=1)[:, n - k:] if k < n else np.tile(np.arange(n), (score.shape[0], 1))
+    order = np.lexsort((top, -np.take_along_axis(score, top, axis=1)), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def _ranked(space: _Space, score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item positions and their scores (-inf where a row has fewer than k candidates)."""
+    top = _top(score, k)
+    return space.cols[top], np.take_along_axis(score, top, axis=1)
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """One block's top-N rows as arrays: `rows` index the block's users, item columns are ItemIndex positions."""
+    rows: np.ndarray        # int64
+    rank: np.ndarray        # int32, 1 = best
+    items: np.ndarray       # int64
+    score: np.ndarray       # float64
+    als: np.ndarray         # float64, NaN = null
+    content: np.ndarray     # float64, NaN = null
+    reason: np.ndarray      # int64 position of the reason item, -1 = null
+    strategy: np.ndarray    # int64 index into `names`
+    names: tuple[str, ...]
+
+
+def score_block(
+    user_ids: list[str], factors: list, histories: list[History], index: ItemIndex, p: ScoringParams
+) -> pd.DataFrame:
+    """Top-N rows (schema.SCORED_SCHEMA) for one block of users, one list per blend in `p.blends`."""
+    r = score_rows(factors, histories, index, p)
+    reasons = index.item_ids[np.maximum(r.reason, 0)].astype(object)
+    reasons[r.reason < 0] = None
+    return pd.DataFrame({
+        S.USER_ID: np.asarray(user_ids, dtype=object)[r.rows], S.RANK: r.rank, S.ITEM_ID: index.item_ids[r.items],
+        S.SCORE: r.score, S.ALS_SCORE: _nullable(r.als), S.CONTENT_SCORE: _nullable(r.content),
+        S.REASON_ITEM_ID: reasons, S.STRATEGY: np.asarray(r.names, dtype=object)[r.strategy],
+    })
+
+
+def score_rows(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams) -> ScoredRows:
+    """score_block's rows, before user and item ids are attached."""
+    n_users = len(histories)
+    spaces = _spaces(index)
+    has_user_factors = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
+    user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
+    if has_user_factors.any():
+        user_factors[has_user_factors] = np.stack([f for f in factors if f is not None and len(f) > 0])
+    profiles, profile_sources = _profiles(histories, index, p)
+    no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
+    seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),
+            np.concatenate([h.pos for h in histories]) if histories else np.zeros(0, np.int64))
+    blends = [b for _, b in p.blends]
+    queries = {"als": (user_factors, has_user_factors), "content": (profiles, ~no_profile),
+               "popularity": (np.ones((n_users, 1), np.float32), np.ones(n_users, bool)),
+               "mapped": (user_factors, has_user_factors)}
+    if any(b.recent > 0 for b in blends):
+        queries["recent"] = _recent_queries(histories, index, p)
+
+    new_space = spaces["new"]
+    new_top = new_scores = None
+    max_slots = max([b.new_item_slots for b in blends if b.uses_interactions] or [0])
+    if max_slots and len(new_space.cols):
+        # New items are few (a few % of the catalogue): scoring them all costs less than any index.
+        new_score = _blend_scores(new_space, queries, {"mapped": p.new_item_mapped_weight,
+                                                       "content": 1.0 - p.new_item_mapped_weight}, seen)
+        new_top, new_scores = _ranked(new_space, new_score, max_slots)
+
+    names = (*[name for name, _ in p.blends], S.NEW_ITEM)
+    parts = []
+    for code, (_, blend) in enumerate(p.blends):
+        weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
+        # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
+        space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
+        main_top, main_scores = _ranked_blend(space, queries, weights, seen, p, p.top_n)
+        slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
+        top_new = new_top[:, :slots] if slots else np.zeros((n_users, 0), dtype=np.int64)
+        scores_new = new_scores[:, :slots] if slots else np.zeros((n_users, 0))
+        new_keep = np.isfinite(scores_new)
+        # Finite scores come first in each top list, so "keep" is a prefix of every row.
+        room = p.top_n - new_keep.sum(axis=1, keepdims=True)
+        main_keep = np.isfinite(main_scores) & (np.cumsum(np.isfinite(main_scores), axis=1) <= room)
+        keep = np.concatenate([main_keep, new_keep], axis=1)
+        if not keep.any():
+            continue
+        items = np.concatenate([main_top, top_new], axis=1)[keep]
+        rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
+        is_new = np.concatenate([np.zeros_like(main_keep), np.ones_like(new_keep)], axis=1)[keep]
+        strategy = np.where(is_new & p.mark_new_items, len(names) - 1, code)
+        als = np.einsum("ij,ij->i", user_factors[rows], index.factors[items])
+        parts.append(ScoredRows(
+            rows=rows, rank=np.cumsum(keep, axis=1)[keep].astype(np.int32), items=items,
+            score=np.concatenate([main_scores, scores_new], axis=1)[keep].astype(np.float64),
+            als=np.where(has_user_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
+            content=_pair_content(profiles, no_profile, index, rows, items).astype(np.float64),
+            reason=(_block_reasons(rows, items, profile_sources, histories, index) if p.explain
+                    else np.full(len(items), -1, dtype=np.int64)),
+            strategy=strategy, names=names))
+    return ScoredRows(**{f: np.concatenate([getattr(r, f) for r in parts]) if parts else np.zeros(0, t)
+                         for f, t in _ROW_DTYPES.items()}, names=names)
+
+
+_ROW_DTYPES = {"rows": np.int64, "rank": np.int32, "items": np.int64, "score": np.float64, "als": np.float64,
+               "content": np.float64, "reason": np.int64, "strategy": np.int64}
+
+
+def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex, rows: np.ndarray,
+                  items: np.ndarray) -> np.ndarray:
+    """content_score for the listed (user, item) pairs only, as the full matrix would give it."""
+    values = np.einsum("ij,ij->i", profiles[rows], index.content[items]).astype(np.float32)
+    return np.where(index.has_embedding[items] & ~no_profile[rows], values, np.nan)
+
+
+def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np.ndarray],
+                   histories: list[History], index: ItemIndex) -> np.ndarray:
+    out = np.full(len(items), -1, dtype=np.int64)
+    for row in np.unique(rows):
+        at = rows == row
+        out[at] = _reasons(items[at], profile_sources[row], histories[row], index)
+    return out
+
+
+def _reasons(items: np.ndarray, profile_source: np.ndarray, hist: History, index: ItemIndex) -> np.ndarray:
+    """Per recommended item, the position of the history item whose embedding is closest ("because you
+    liked ..."); -1 where there is none."""
+    pool = profile_source if len(profile_source) else hist.pos
+    pool = pool[index.has_embedding[pool]]
+    if not len(pool):
+        return np.full(len(items), -1, dtype=np.int64)
+    sims = index.embeddings[items] @ index.embeddings[pool].T
+    return np.where(index.has_embedding[items], pool[np.argmax(sims, axis=1)], -1)
+
+
+def _nullable(values: np.ndarray) -> pd.Series:
+    return pd.Series(np.where(np.isfinite(values), values, np.nan), dtype="float64")

@@ -1,0 +1,94 @@
+"""The run context every step gets: session, config, run date, run id, and the only doorway to
+the tables (read, write, append: through hybridrec.io, each write checked against the step's
+claim). Also the scoring inputs that the recommend step and evaluation both build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from pyspark import Broadcast
+from pyspark.sql import DataFrame, SparkSession
+
+from hybridrec import schema as S
+from hybridrec.config import Config
+from hybridrec.io.delta import append_rows, read_table, write_table
+from hybridrec.scoring.index import ItemIndex, build_item_index
+from hybridrec.scoring.params import ScoringParams
+from hybridrec.steps.runs import StepRecord, check_claim, new_run_id
+from hybridrec.transforms.embed import latest_embeddings
+from hybridrec.transforms.features import with_histories, with_popularity
+
+
+@dataclass
+class RunContext:
+    spark: SparkSession
+    cfg: Config
+    ds: date
+    run_id: str = ""
+    force: bool = False           # publish even when the quality gate fails (recorded in `runs`)
+    records: list[StepRecord] = field(default_factory=list)
+    step: StepRecord | None = None  # the step running now: its claim is checked before each write
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or new_run_id(self.ds)
+
+    @property
+    def root(self) -> str:
+        return self.cfg.lakehouse.root
+
+    @property
+    def ds_str(self) -> str:
+        return self.ds.isoformat()
+
+    @property
+    def database(self) -> str:
+        return self.cfg.lakehouse.catalog_database
+
+    def read(self, spec: S.TableSpec, *, required: bool = True) -> DataFrame:
+        """The table; for a partitioned table only this run's ds."""
+        return read_table(self.spark, self.root, spec, ds=self.ds if spec.partition_by else None, required=required)
+
+    def _check_claim(self, spec: S.TableSpec) -> None:
+        if self.step is not None:
+            check_claim(self.spark, self.root, self.step, spec.name)
+
+    def write(self, df: DataFrame, spec: S.TableSpec) -> int:
+        """One commit to `spec`'s table (its ds partition when partitioned); rows written."""
+        self._check_claim(spec)
+        return write_table(df, self.root, spec, run_id=self.run_id,
+                           ds=self.ds if spec.write_mode == "replace_partition" else None,
+                           allow_schema_migration=self.cfg.lakehouse.allow_schema_migration,
+                           database=self.database).rows
+
+    def append(self, rows: list[dict], spec: S.TableSpec) -> None:
+        """A few driver-side rows appended in one commit."""
+        self._check_claim(spec)
+        append_rows(self.spark, rows, self.root, spec, run_id=self.run_id, database=self.database)
+
+
+@dataclass
+class ScoringInputs:
+    index: ItemIndex
+    index_bc: Broadcast
+    histories: DataFrame          # one row per user with history (see with_histories)
+
+    def release(self) -> None:
+        self.index_bc.unpersist()
+
+
+def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame, item_factors: DataFrame,
+                   user_factors: DataFrame, params: ScoringParams) -> ScoringInputs:
+    """Collects the item side (one row per catalogue item) to the driver, broadcasts it once."""
+    embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
+    popularity = with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
+                                           half_life_days=params.recency_half_life_days)
+    item_side = (items.select(S.ITEM_ID).join(item_factors.select(S.ITEM_ID, S.FEATURES), S.ITEM_ID, "left")
+                 .join(embeddings, S.ITEM_ID, "left").join(popularity, S.ITEM_ID, "left"))
+    index = build_item_index(item_side.toPandas(), mapping_ridge=ctx.cfg.recommend.mapping_ridge)
+    positions = ctx.spark.createDataFrame(pd.DataFrame({
+        S.ITEM_ID: index.item_ids, S.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
+    histories = with_histories(interactions, positions, user_factors)
+    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories)

@@ -1,0 +1,172 @@
+"""Evaluation against a holdout, reading and writing tables: the holdout of a night, scoring it with
+ALS refitted on its training part, the metrics, the search behind `hybridrec tune`, and the last
+published night's NDCG the gate compares with. The pure parts live in hybridrec.quality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from hybridrec import schema as S
+from hybridrec.config import AlsConfig, Config, positive_min_weight
+from hybridrec.errors import EvaluationError
+from hybridrec.io.delta import partitions, read_table
+from hybridrec.quality import metrics as qm
+from hybridrec.quality import splits
+from hybridrec.quality.gate import ALS, HYBRID, baseline_blends
+from hybridrec.quality.tuning import TuneResult, als_grid, blend_grid, choose
+from hybridrec.scoring.arrow import with_hybrid_recommendations
+from hybridrec.scoring.params import Blend, scoring_params
+from hybridrec.steps.context import RunContext, scoring_inputs
+from hybridrec.transforms.als import fit_factors
+from hybridrec.transforms.embed import latest_embeddings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Holdout:
+    train: DataFrame              # interactions used for training (persisted)
+    relevant: DataFrame           # user_id, item_id, is_cold (persisted)
+    users: DataFrame              # user_id, n_train, is_light: the evaluated users (persisted)
+    n_users: int
+    n_relevant: int
+
+    def release(self) -> None:
+        for df in (self.train, self.relevant, self.users):
+            df.unpersist()
+
+
+def make_holdout(interactions: DataFrame, cfg: Config, *, max_users: int | None = None) -> Holdout:
+    """Splits `interactions` by the configured protocol; raises EvaluationError when nothing is testable."""
+    e = cfg.evaluate
+    if e.protocol == "per_user":
+        split = splits.with_per_user_split(interactions, e.test_fraction)
+    else:
+        seconds = interactions.select(F.unix_timestamp(S.EVENT_TS).alias("t"))
+        cutoff = seconds.approxQuantile("t", [1.0 - e.test_fraction], 0.001)[0]
+        split = splits.with_time_split(interactions, cutoff)
+    split = split.persist()
+    train = splits.training_part(split).persist()
+    relevant = splits.relevant_items(split, positive_min_weight(cfg))
+    users = splits.evaluation_users(split, relevant, e.light_user_max_interactions)
+    users = splits.sample_users(users, e.max_users if max_users is None else max_users, e.sample_seed).persist()
+    relevant = relevant.join(users.select(S.USER_ID), S.USER_ID).persist()
+    n_users, n_relevant = users.count(), relevant.count()
+    train.count()
+    split.unpersist()
+    if n_users == 0:
+        raise EvaluationError(
+            f"protocol {e.protocol} with test_fraction {e.test_fraction}: expected users with a positive "
+            f"(weight >= {positive_min_weight(cfg)}) test event on an unseen item, found none")
+    log.info("holdout (%s): %d users, %d relevant items", e.protocol, n_users, n_relevant)
+    return Holdout(train, relevant, users, n_users, n_relevant)
+
+
+def validation_holdout(holdout: Holdout, cfg: Config) -> Holdout:
+    """The same protocol applied to the training part only: tuning never sees the test events."""
+    return make_holdout(holdout.train, cfg)
+
+
+def score_holdout(ctx: RunContext, holdout: Holdout, als_cfg: AlsConfig,
+                  blends: dict[str, Blend], top_n: int) -> DataFrame:
+    """strategy, user_id, rank, item_id for every evaluated user and blend, from ALS fitted on holdout.train."""
+    user_factors, item_factors = fit_factors(holdout.train, als_cfg, ctx.ds)
+    params = scoring_params(ctx.cfg.recommend, positive_min_weight(ctx.cfg), ctx.ds,
+                                      blends=tuple(blends.items()))
+    params = dataclasses.replace(params, top_n=top_n, mark_new_items=False, explain=False)
+    inputs = scoring_inputs(ctx, interactions=holdout.train, items=ctx.read(S.ITEMS), item_factors=item_factors,
+                            user_factors=user_factors, params=params)
+    histories = inputs.histories.join(holdout.users.select(S.USER_ID), S.USER_ID)
+    recs = (with_hybrid_recommendations(histories, inputs.index_bc, params)
+            .select(S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID).persist())
+    recs.count()
+    inputs.release()
+    user_factors.unpersist()
+    item_factors.unpersist()
+    return recs
+
+
+def holdout_metrics(ctx: RunContext, holdout: Holdout, recs: DataFrame) -> pd.DataFrame:
+    """All metrics (strategy, segment, metric, k, value) for `recs` on `holdout`, on the driver."""
+    e = ctx.cfg.evaluate
+    items = ctx.read(S.ITEMS)
+    accuracy = qm.ranking_metrics(recs, holdout.relevant, holdout.users, e.ks, e.cold_k)
+    embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
+    beyond = qm.beyond_accuracy_metrics(recs, holdout.train, embeddings, catalogue_size=items.count(), ks=e.ks)
+    return accuracy.unionByName(beyond).toPandas()
+
+
+def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None = None,
+                   blends: dict[str, Blend] | None = None) -> pd.DataFrame:
+    """Evaluates every strategy on the holdout; strategies that share ALS settings share one fit."""
+    cfg = ctx.cfg
+    blends = blends or baseline_blends(cfg)
+    als_by_strategy = als_by_strategy or {}
+    holdout = make_holdout(ctx.read(S.INTERACTIONS), cfg)
+    top_n = max([*cfg.evaluate.ks, cfg.evaluate.cold_k])
+    groups: dict[AlsConfig, dict[str, Blend]] = {}
+    for name, blend in blends.items():
+        groups.setdefault(als_by_strategy.get(name, cfg.als), {})[name] = blend
+    frames = []
+    for als_cfg, group in groups.items():
+        recs = score_holdout(ctx, holdout, als_cfg, group, top_n)
+        frames.append(holdout_metrics(ctx, holdout, recs))
+        recs.unpersist()
+    holdout.release()
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics.insert(0, S.RUN_ID, ctx.run_id)
+    metrics.insert(0, S.DS, ctx.ds)
+    return metrics.astype({"k": "int32", "value": "float64"})
+
+
+def write_metrics(ctx: RunContext, metrics: pd.DataFrame) -> None:
+    ctx.append(metrics[S.METRICS.columns].to_dict("records"), S.METRICS)
+
+
+def previous_published_ndcg(ctx: RunContext, k: int) -> tuple[date | None, float | None]:
+    """hybrid ndcg@k measured by the run that published the newest ds before this one."""
+    earlier = [d for d in partitions(ctx.spark, ctx.root, S.RECOMMENDATIONS) if d < ctx.ds]
+    if not earlier:
+        return None, None
+    previous = earlier[-1]
+    recs = read_table(ctx.spark, ctx.root, S.RECOMMENDATIONS, ds=previous)
+    run_id = recs.select(S.RUN_ID).first()[S.RUN_ID]
+    metrics = read_table(ctx.spark, ctx.root, S.METRICS, ds=previous, required=False)
+    row = (metrics.filter((F.col(S.RUN_ID) == run_id) & (F.col(S.STRATEGY) == HYBRID)
+                          & (F.col("segment") == qm.SEGMENT_ALL) & (F.col("metric") == "ndcg") & (F.col("k") == k))
+           .select("value").first())
+    return earlier[-1], (None if row is None else float(row["value"]))
+
+
+def run_tuning(ctx: RunContext) -> TuneResult:
+    """Grid search on a validation split carved from the evaluation split's training part."""
+    cfg, t = ctx.cfg, ctx.cfg.tune
+    outer = make_holdout(ctx.read(S.INTERACTIONS), cfg)
+    valid = validation_holdout(outer, cfg)
+    outer.release()
+    grid = {f"b{i:03d}": b for i, b in enumerate(blend_grid(t.weight_step, t.max_weight, 0))}
+    grid[ALS] = Blend(als=1, recent=0, popularity=0, content=0, new_item_slots=0)
+    rows = []
+    for als_cfg in als_grid(cfg):
+        recs = score_holdout(ctx, valid, als_cfg, grid, t.k)
+        ndcg = qm.ranking_metrics(recs, valid.relevant, valid.users, [t.k], t.k)
+        ndcg = ndcg.filter((F.col("segment") == qm.SEGMENT_ALL) & (F.col("metric") == "ndcg")).toPandas()
+        recs.unpersist()
+        settings = {"rank": als_cfg.rank, "reg_param": als_cfg.reg_param, "alpha": als_cfg.alpha,
+                    "max_iter": als_cfg.max_iter}
+        for _, m in ndcg.iterrows():
+            rows.append({**settings, "strategy": ALS if m[S.STRATEGY] == ALS else HYBRID,
+                         **grid[m[S.STRATEGY]].__dict__, f"ndcg@{t.k}": m["value"]})
+        best = max(r[f"ndcg@{t.k}"] for r in rows[-len(ndcg):])
+        als_only = next(r[f"ndcg@{t.k}"] for r in rows[-len(ndcg):] if r["strategy"] == ALS)
+        log.info("trial %s: ALS ndcg@%d %.4f, best blend %.4f", settings, t.k, als_only, best)
+    valid.release()
+    return choose(pd.DataFrame(rows), cfg)

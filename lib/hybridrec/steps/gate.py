@@ -1,0 +1,45 @@
+"""The gate step: evaluate the night on a holdout before anything is published, record the
+metrics, and refuse to publish (raise) when the hybrid falls below the gate (quality.gate)."""
+
+from __future__ import annotations
+
+import logging
+
+from hybridrec.errors import QualityGateError
+from hybridrec.quality.gate import ALS, HYBRID, gate_failures, metric_value
+from hybridrec.quality.report import print_metrics
+from hybridrec.steps.context import RunContext
+from hybridrec.steps.evaluation import previous_published_ndcg, run_evaluation, write_metrics
+from hybridrec.steps.runs import StepRecord
+
+log = logging.getLogger(__name__)
+
+
+def gate_step(ctx: RunContext, record: StepRecord) -> None:
+    """Evaluate on the holdout; refuse to publish (raise) when the hybrid falls below the gate."""
+    gate = ctx.cfg.gate
+    if not gate.enabled:
+        record.message = "gate disabled in config"
+        return
+    cfg = ctx.cfg
+    evaluate = cfg.evaluate.model_copy(update={"ks": sorted({*cfg.evaluate.ks, gate.k}), "max_users": gate.max_users})
+    cfg = cfg.model_copy(update={"evaluate": evaluate})
+    metrics = run_evaluation(RunContext(ctx.spark, cfg, ctx.ds, ctx.run_id))
+    write_metrics(ctx, metrics)
+    print_metrics(metrics)
+    previous_ds, previous = previous_published_ndcg(ctx, gate.k)
+    failures = gate_failures(metrics, k=gate.k, max_drop_pct=gate.max_drop_pct, previous_ndcg=previous)
+    record.row_counts.update({"metrics": len(metrics), "gate_failures": len(failures)})
+    hybrid = metric_value(metrics, HYBRID, "ndcg", gate.k)
+    last = "none earlier" if previous is None else f"{previous:.4f} on {previous_ds}"
+    summary = f"hybrid ndcg@{gate.k} {hybrid:.4f} (ALS-only {metric_value(metrics, ALS, 'ndcg', gate.k):.4f}); " \
+              f"last published night: {last}"
+    if failures and ctx.force:
+        record.row_counts["gate_forced"] = 1
+        record.message = "FORCED past the quality gate: " + "; ".join(failures)
+        log.warning("%s", record.message)
+    elif failures:
+        raise QualityGateError("quality gate failed, night not published: " + "; ".join(failures))
+    else:
+        record.message = "gate passed: " + summary
+        log.info("%s", record.message)

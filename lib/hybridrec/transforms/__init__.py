@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transformations: no reads or writes of tables here."""

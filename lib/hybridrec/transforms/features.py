@@ -1,0 +1,61 @@
+"""Spark transforms that prepare scoring and shape its output: popularity, per-user histories,
+popularity lists for users without history, and the run columns of `recommendations`."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from hybridrec import schema as S
+
+_HISTORY = "_history"
+
+
+def with_popularity(interactions_df: DataFrame, *, as_of_epoch_s: float, half_life_days: float) -> DataFrame:
+    """item_id, popularity: recency-decayed count of distinct users per item."""
+    per_user = interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(F.max(S.EVENT_TS).alias("_last"))
+    age_days = (F.lit(as_of_epoch_s) - F.unix_timestamp("_last")) / 86400.0
+    decay = F.pow(F.lit(0.5), age_days / half_life_days)
+    return per_user.groupBy(S.ITEM_ID).agg(F.sum(decay).alias(S.POPULARITY))
+
+
+def with_histories(interactions_df: DataFrame, item_positions_df: DataFrame, user_factors_df: DataFrame) -> DataFrame:
+    """One row per user with history: user_id, hist_pos, hist_weight, hist_ts (aligned arrays), features."""
+    per_item = interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(
+        F.sum(S.WEIGHT).alias("weight"), F.max(F.unix_timestamp(S.EVENT_TS)).alias("ts")
+    )
+    positioned = per_item.join(item_positions_df, S.ITEM_ID)
+    histories = positioned.groupBy(S.USER_ID).agg(
+        F.collect_list(F.struct(F.col(S.ITEM_POS).alias("pos"), "weight", "ts")).alias(_HISTORY)
+    )
+    # Field extraction from one array of structs keeps the three arrays aligned.
+    histories = histories.select(
+        S.USER_ID,
+        F.col(_HISTORY)["pos"].alias(S.HIST_POS),
+        F.col(_HISTORY)["weight"].alias(S.HIST_WEIGHT),
+        F.col(_HISTORY)["ts"].cast("array<double>").alias(S.HIST_TS),
+    )
+    factors = user_factors_df.select(S.USER_ID, S.FEATURES)
+    return histories.join(factors, S.USER_ID, "left")
+
+
+def with_popularity_recommendations(users_df: DataFrame, top_df: DataFrame) -> DataFrame:
+    """schema.SCORED_SCHEMA rows giving every user in `users_df` the popularity list `top_df`."""
+    rows = users_df.select(S.USER_ID).crossJoin(F.broadcast(top_df))
+    return rows.select(
+        S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE,
+        F.lit(None).cast("double").alias(S.ALS_SCORE),
+        F.lit(None).cast("double").alias(S.CONTENT_SCORE),
+        F.lit(None).cast("string").alias(S.REASON_ITEM_ID),
+        F.lit(S.POPULARITY_STRATEGY).alias(S.STRATEGY),
+    )
+
+
+def with_run_columns(scored_df: DataFrame, *, model_version: str, run_id: str, ds: date) -> DataFrame:
+    """Rows in the `recommendations` contract."""
+    return scored_df.select(
+        *[F.col(f.name) for f in S.SCORED_SCHEMA.fields],
+        F.lit(model_version).alias(S.MODEL_VERSION), F.lit(run_id).alias(S.RUN_ID), F.lit(ds).alias(S.DS),
+    )

@@ -1,0 +1,160 @@
+"""The lakehouse on object storage: a real S3-compatible server on loopback (moto), `lakehouse.root =
+s3a://bucket/prefix`, credentials and path-style access through configuration. The nightly, re-runs,
+time travel, the catalog, vacuum and the readers without Spark pass the same checks as on local
+disk; two drivers committing to one table at once are kept apart by S3 conditional writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from conftest import TEST_SETTINGS, make_config
+from hybridrec import analytics
+from hybridrec import schema as S
+from hybridrec.io.delta import read_table
+from hybridrec.io.maintenance import vacuum_lakehouse
+from hybridrec.io.storage import table_path
+from hybridrec.steps import STEPS, RunContext, run_steps
+from object_store import ACCESS_KEY, SECRET_KEY
+from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
+
+NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
+TOP_N = 5
+USERS = len(TOPICS) * USERS_PER_TOPIC + 1
+
+
+@pytest.fixture(scope="module")
+def s3_lakehouse(spark, s3_server, tmp_path_factory):
+    """Two nights published to s3a://<bucket>/lake, then night 2 re-run (recommend)."""
+    base = tmp_path_factory.mktemp("s3-lakehouse")
+    bucket = s3_server.new_bucket()
+    root = f"s3a://{bucket}/lake"
+    cfg = make_config(root, *s3_server.settings(root)[1:], *files_settings(write_topic_dataset(base / "input")))
+    nights = [RunContext(spark=spark, cfg=cfg, ds=d) for d in (NIGHT_1, NIGHT_2)]
+    for ctx in nights:
+        run_steps(ctx, STEPS)
+    first = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
+    rerun = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)
+    run_steps(rerun, ("recommend",))
+    return {"cfg": cfg, "root": root, "bucket": bucket, "run_ids": [c.run_id for c in (*nights, rerun)],
+            "first": first}
+
+
+def test_the_nightly_publishes_full_unseen_lists_to_object_storage(spark, s3_server, s3_lakehouse):
+    root, bucket = s3_lakehouse["root"], s3_lakehouse["bucket"]
+    recs = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
+    ranks: dict[str, list[int]] = {}
+    for r in recs:
+        ranks.setdefault(r[S.USER_ID], []).append(r[S.RANK])
+    assert len(ranks) == USERS and all(sorted(v) == list(range(1, TOP_N + 1)) for v in ranks.values())
+    seen = {(r[S.USER_ID], r[S.ITEM_ID]) for r in read_table(spark, root, S.INTERACTIONS, ds=NIGHT_2).collect()}
+    assert seen and not seen & {(r[S.USER_ID], r[S.ITEM_ID]) for r in recs}
+    keys = s3_server.keys(bucket, "lake/recommendations/")
+    assert any(k.startswith("lake/recommendations/_delta_log/") for k in keys)
+    assert any(k.startswith("lake/recommendations/ds=2026-11-22/") and k.endswith(".parquet") for k in keys)
+
+
+def test_a_rerun_is_one_new_version_with_the_same_rows_and_the_old_one_stays_readable(spark, s3_lakehouse):
+    root, (night_1, night_2, rerun) = s3_lakehouse["root"], s3_lakehouse["run_ids"]
+    now = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
+
+    def lists(rows):
+        return sorted((r[S.USER_ID], r[S.RANK], r[S.ITEM_ID]) for r in rows)
+
+    assert lists(now) == lists(s3_lakehouse["first"]) and {r[S.RUN_ID] for r in now} == {rerun}
+    history = spark.sql("DESCRIBE HISTORY hybridrec.recommendations").orderBy("version").collect()
+    tagged = [(h["version"], json.loads(h["userMetadata"])["run_id"]) for h in history if h["userMetadata"]]
+    assert [run for _, run in tagged] == [night_1, night_2, rerun]  # three commits carrying run ids
+    replaced = tagged[1][0]
+    before = spark.sql(f"SELECT DISTINCT run_id FROM hybridrec.recommendations VERSION AS OF {replaced} "
+                       "WHERE ds = DATE'2026-11-22'").collect()
+    assert [r[0] for r in before] == [night_2]
+    latest = spark.sql("SELECT count(*), min(ds) FROM hybridrec.recommendations_latest").first()
+    assert tuple(latest) == (USERS * TOP_N, NIGHT_2)
+
+
+def test_readers_without_spark_read_the_same_versions_from_object_storage(spark, s3_lakehouse):
+    root, cfg = s3_lakehouse["root"], s3_lakehouse["cfg"]
+    lake = analytics.Lakehouse.from_config(cfg)
+    assert lake.storage_options["AWS_SECRET_ACCESS_KEY"] == SECRET_KEY  # from configuration, not the environment
+    rust = analytics.delta_table(lake, S.RECOMMENDATIONS)
+    spark_version = DeltaTable.forPath(spark, table_path(root, "recommendations")).history(1).first()["version"]
+    assert rust.version() == spark_version
+    con = analytics.duckdb_connection(lake)
+    assert con.execute("SELECT count(*), min(ds) FROM recommendations_latest").fetchone() == (USERS * TOP_N, NIGHT_2)
+    previous = analytics.read_pandas(lake, S.RECOMMENDATIONS, ds=NIGHT_2, version=spark_version - 1)
+    assert set(previous[S.RUN_ID]) == {s3_lakehouse["run_ids"][1]}
+    assert analytics.published_days(lake) == [NIGHT_1, NIGHT_2]
+
+
+def test_vacuum_on_object_storage_deletes_only_what_no_kept_version_needs(spark, s3_server, s3_lakehouse):
+    root, bucket = s3_lakehouse["root"], s3_lakehouse["bucket"]
+    live = set(DeltaTable.forPath(spark, table_path(root, "recommendations")).toDF().inputFiles())
+    dry = {r.table: r for r in vacuum_lakehouse(spark, root, retention_hours=0, dry_run=True, min_retention_hours=0)}
+    replaced = dry["recommendations"].files
+    assert replaced and all(f.startswith("ds=2026-11-22/") for f in replaced)  # the re-run's predecessor
+    assert all(f"lake/recommendations/{f}" in s3_server.keys(bucket, "lake/recommendations/") for f in replaced)
+    vacuum_lakehouse(spark, root, retention_hours=0, dry_run=False, min_retention_hours=0)
+    keys = s3_server.keys(bucket, "lake/recommendations/")
+    assert not any(f"lake/recommendations/{f}" in keys for f in replaced)
+    assert live == set(DeltaTable.forPath(spark, table_path(root, "recommendations")).toDF().inputFiles())
+    assert read_table(spark, root, S.RECOMMENDATIONS).count() == 2 * USERS * TOP_N
+
+
+def test_the_log_store_refuses_a_second_writer_of_one_commit(spark, s3_server):
+    """Two writers of the same Delta version: S3's conditional PUT lets one in; the other gets the
+    FileAlreadyExistsException Delta retries on (lib/jvm/.../S3ConditionalPutLogStore.java)."""
+    bucket = s3_server.new_bucket()
+    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(f"s3a://{bucket}/t/_delta_log/00000000000000000007.json")
+    first, second = (jvm.hybridrec.delta.S3ConditionalPutLogStore(conf) for _ in range(2))
+    first.write(path, jvm.java.util.List.of("first").iterator(), False, conf)
+    with pytest.raises(Exception, match="FileAlreadyExistsException"):
+        second.write(path, jvm.java.util.List.of("second").iterator(), False, conf)
+    body = s3_server.client().get_object(Bucket=bucket, Key="t/_delta_log/00000000000000000007.json")["Body"].read()
+    assert body == b"first\n"
+
+
+def _ingest_process(s3_server, root: str, ds: date, inputs: list[str], tmp_path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "hybridrec.cli", "ingest", "--ds", ds.isoformat()]
+    for setting in [*TEST_SETTINGS, *s3_server.settings(root), *inputs]:
+        cmd += ["--set", setting]
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+
+
+def test_two_drivers_at_once_two_dates_both_land_one_date_one_wins(spark, s3_server, tmp_path):
+    """Two spark applications (two drivers) ingest into one lakehouse on S3 at the same time."""
+    inputs = files_settings(write_topic_dataset(tmp_path / "input"))
+    root = f"s3a://{s3_server.new_bucket()}/lake"
+    both = [_ingest_process(s3_server, root, ds, inputs, tmp_path) for ds in (NIGHT_1, NIGHT_2)]
+    outs = [p.communicate(timeout=900) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [o[1][-3000:] for o in outs]
+    for ds in (NIGHT_1, NIGHT_2):
+        assert read_table(spark, root, S.ITEMS, ds=ds).count() == 18
+        assert read_table(spark, root, S.INTERACTIONS, ds=ds).count() == 36
+    runs = read_table(spark, root, S.RUNS).where(F.col("step") == "ingest")
+    assert runs.groupBy("status").count().collect() and runs.count() == 4  # no commit of either driver lost
+
+    same = [_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path)]
+    time.sleep(5)  # the second claims the step a few seconds after the first: it is the newer run
+    same.append(_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path))
+    outs = [p.communicate(timeout=900) for p in same]
+    assert [p.returncode for p in same] == [1, 0], [o[1][-3000:] for o in outs]
+    assert "ConcurrentRunError" not in outs[1][1]
+    refused = outs[0][1]
+    assert "ds 2026-11-21" in refused and "newest run of a step wins" in refused and "table '" in refused
+    items = read_table(spark, root, S.ITEMS, ds=NIGHT_1)
+    assert items.count() == items.select(S.ITEM_ID).distinct().count() == 18  # one copy, never both runs'
+    history = DeltaTable.forPath(spark, table_path(root, "items")).history().where(F.col("userMetadata").isNotNull())
+    writers = {json.loads(r[0])["run_id"] for r in history.select("userMetadata").collect()}
+    assert len(writers) == 3  # the first two drivers' nights and the winner's re-run; the loser committed nothing
+    assert ACCESS_KEY not in "".join(o[1] for o in outs) and SECRET_KEY not in "".join(o[1] for o in outs)
