@@ -211,35 +211,40 @@ def commits(spark: SparkSession, path: str, *, after: int = -1, newest: int | No
     Read straight from `_delta_log/<version>.json` (the commitInfo action of Delta's log protocol)
     through Hadoop's FileSystem: the same answer as DESCRIBE HISTORY without a Spark job, which is
     what makes checking a run's claim before every write cheap."""
-    log_dir = child(path, "_delta_log")
-    versions = sorted(int(m.group(1)) for name in list_names(spark, log_dir) if (m := _COMMIT_FILE.match(name)))
-    versions = [v for v in versions if v > after]
-    found = []
-    for version in versions[-newest:] if newest else versions:
-        info: dict[str, Any] = {}
-        for line in read_text(spark, child(log_dir, f"{version:020d}.json")).splitlines():
-            if '"commitInfo"' in line:
-                info = json.loads(line).get("commitInfo") or {}
-                break
-        try:
-            metadata = json.loads(info.get("userMetadata") or "{}")
-        except json.JSONDecodeError:
-            metadata = {}
-        found.append(Commit(version, info.get("operation", ""), metadata if isinstance(metadata, dict) else {},
-                            info.get("operationMetrics") or {}))
-    return found
+    versions = [v for v in _log_versions(spark, path) if v > after]
+    return [_commit(spark, path, v) for v in (versions[-newest:] if newest else versions)]
+
+
+def _log_versions(spark: SparkSession, path: str) -> list[int]:
+    names = list_names(spark, child(path, "_delta_log"))
+    return sorted(int(m.group(1)) for name in names if (m := _COMMIT_FILE.match(name)))
+
+
+def _commit(spark: SparkSession, path: str, version: int) -> Commit:
+    info: dict[str, Any] = {}
+    for line in read_text(spark, child(path, "_delta_log", f"{version:020d}.json")).splitlines():
+        if '"commitInfo"' in line:
+            info = json.loads(line).get("commitInfo") or {}
+            break
+    try:
+        metadata = json.loads(info.get("userMetadata") or "{}")
+    except json.JSONDecodeError:
+        metadata = {}
+    return Commit(version, info.get("operation", ""), metadata if isinstance(metadata, dict) else {},
+                  info.get("operationMetrics") or {})
 
 
 def own_commit(spark: SparkSession, path: str, metadata: str) -> tuple[int, int]:
-    """(version, rows written) of the newest commit carrying `metadata`; (current version, 0) when
-    Delta made none (nothing to add and nothing to replace)."""
-    recent = commits(spark, path, newest=20)
+    """(version, rows written) of the newest commit carrying `metadata` (looked for among the 20 newest,
+    newest first: normally the first file read); (current version, 0) when Delta made none."""
+    versions = _log_versions(spark, path)
     wanted = json.loads(metadata)
-    mine = next((c for c in reversed(recent) if c.user_metadata == wanted), None)
-    if mine is None:
-        return (recent[-1].version if recent else -1), 0
-    rows = mine.metrics.get("numOutputRows") or mine.metrics.get("numTargetRowsInserted") or "0"
-    return mine.version, int(rows)
+    for version in reversed(versions[-20:]):
+        commit = _commit(spark, path, version)
+        if commit.user_metadata == wanted:
+            rows = commit.metrics.get("numOutputRows") or commit.metrics.get("numTargetRowsInserted") or "0"
+            return version, int(rows)
+    return (versions[-1] if versions else -1), 0
 
 
 def append_rows(spark: SparkSession, rows: list[dict[str, Any]], root: str, spec: TableSpec, *, run_id: str,
