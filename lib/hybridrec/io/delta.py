@@ -116,7 +116,9 @@ def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migra
         try:
             builder.execute()
             log.info("created Delta table %s at %s", spec.name, path)
-        except (*CONCURRENT_COMMIT_ERRORS, AnalysisException):
+        except Exception:  # a second driver creating it first surfaces in several shapes
+            # (a concurrent-commit error, an AnalysisException, or the LogStore's FileAlreadyExistsException
+            # through py4j on S3): if the table exists now, it was made from the same contract.
             if not is_table(spark, path):
                 raise
             log.info("table %s was created by a concurrent run", spec.name)  # theirs is ours: same contract
