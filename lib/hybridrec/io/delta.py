@@ -119,8 +119,10 @@ def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migra
         except Exception:  # a second driver creating it first surfaces in several shapes
             # (a concurrent-commit error, an AnalysisException, or the LogStore's FileAlreadyExistsException
             # through py4j on S3): if the table exists now, it was made from the same contract.
-            if not is_table(spark, path):
+            # The log is listed directly: Delta's cached snapshot of this path still says "no table".
+            if not _log_versions(spark, path):
                 raise
+            spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
             log.info("table %s was created by a concurrent run", spec.name)  # theirs is ours: same contract
     _check_stored_schema(spark, path, spec, allow_migration=allow_migration)
     if database:
