@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
 os.environ.setdefault("SPARK_TESTING", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+SPARK_CONF = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
 TEST_SETTINGS = [
     "spark.master=local[2]",
     "spark.shuffle_partitions=2",
     'spark.driver_memory="2g"',
-    'spark.conf={"spark.ui.enabled"="false", "spark.ui.showConsoleProgress"="false"}',
+    "spark.conf={" + ", ".join(f'"{k}"="{v}"' for k, v in SPARK_CONF.items()) + "}",
     "recommend.top_n=5",
     "recommend.new_item_slots=1",
     "gate.enabled=false",  # tests that exercise the gate turn it on
@@ -78,3 +80,55 @@ def published_lakehouse(spark, tmp_path_factory):
         run_steps(ctx, STEPS)
         evaluation.write_metrics(ctx, evaluation.run_evaluation(ctx))
     return root, settings
+
+
+@dataclass(frozen=True)
+class ColdDrivers:
+    """How the e2e tests start the Spark drivers they run as subprocesses (spark-submit, Airflow's
+    tasks, the crash harness, the CLI): `java_options` for spark.driver/executor.extraJavaOptions,
+    `settings` for `--set` (TEST_SETTINGS' spark.conf plus those options)."""
+
+    java_options: str
+    settings: list[str]
+
+    @staticmethod
+    def environ(**extra: str) -> dict[str, str]:
+        """This process's environment for a subprocess driver, without SPARK_TESTING: with it, Spark's
+        launcher puts test-class folders on the classpath, which the archive was not dumped with."""
+        import sys
+
+        env = {k: v for k, v in os.environ.items() if k != "SPARK_TESTING"}
+        return {**env, "PYSPARK_PYTHON": sys.executable, **extra}
+
+
+@pytest.fixture(scope="session")
+def cold_drivers(tmp_path_factory) -> ColdDrivers:
+    """A cold driver on tiny data spends most of its time loading and JIT-compiling Spark's classes
+    (docs/benchmarks.md: the gate step 50.6 s -> 36.4 s, summary 26.1 s -> 15.8 s). So one warm-up
+    ingest, run with spark-submit like the others, dumps a class-data-sharing archive of the classes it
+    loaded (an archive from a whole night saved no more), and every later subprocess driver maps it and
+    compiles with C1 only. Nothing a step computes changes; a JVM that cannot map the archive (another
+    JDK or classpath) runs without it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from topic_data import files_settings, write_topic_dataset
+
+    base = tmp_path_factory.mktemp("cold-drivers")
+    archive = base / "spark-classes.jsa"
+    quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # the JVM would print CDS warnings on stdout
+    bin_dir = Path(sys.executable).parent
+    jars = subprocess.run([str(bin_dir / "hybridrec"), "jars"], capture_output=True, text=True, check=True).stdout.strip()
+    cmd = [str(bin_dir / "spark-submit"), "--master", "local[2]", "--jars", jars,
+           "--driver-java-options", f"-XX:ArchiveClassesAtExit={archive} {quiet}",
+           str(Path(__file__).parents[1] / "jobs" / "ingest.py"), "--ds", "2026-11-21"]
+    for setting in [*TEST_SETTINGS, f'lakehouse.root="{base / "lakehouse"}"',
+                    *files_settings(write_topic_dataset(base / "input"))]:
+        cmd += ["--set", setting]
+    done = subprocess.run(cmd, cwd=base, env=ColdDrivers.environ(PYSPARK_DRIVER_PYTHON=sys.executable),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    options = f"-XX:TieredStopAtLevel=1 {quiet}" + (f" -XX:SharedArchiveFile={archive}" if archive.exists() else "")
+    conf = SPARK_CONF | {"spark.driver.extraJavaOptions": options}
+    return ColdDrivers(options, ["spark.conf={" + ", ".join(f'"{k}"="{v}"' for k, v in conf.items()) + "}"])

@@ -4,11 +4,13 @@ settings), loaded here so the benchmarks' toy-size tests run on the same session
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 _path = Path(__file__).parents[2] / "tests" / "conftest.py"
 _spec = importlib.util.spec_from_file_location("hybridrec_tests_conftest", _path)
 _shared = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _shared  # dataclasses defined there look their module up by name
 _spec.loader.exec_module(_shared)
 
 spark = _shared.spark

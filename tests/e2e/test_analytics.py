@@ -4,7 +4,6 @@ and `sql`, and the notebooks."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import date
@@ -91,11 +90,12 @@ def test_show_names_a_missing_user(lakehouse, caplog):
     assert "no recommendations for user 'nobody'" in caplog.text
 
 
-def test_sql_command_prints_the_query_result(lakehouse):
+def test_sql_command_prints_the_query_result(lakehouse, cold_drivers):
     root, _ = lakehouse
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    env = cold_drivers.environ()
     cmd = [sys.executable, "-m", "hybridrec.cli", "sql", "--set", f'lakehouse.root="{root}"',
            "--set", 'spark.master="local[2]"', "--set", "spark.shuffle_partitions=2",
+           *[word for setting in cold_drivers.settings for word in ("--set", setting)],
            "SELECT strategy, count(*) AS n FROM recommendations_latest GROUP BY strategy ORDER BY strategy"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -74,7 +74,8 @@ def standalone_cluster(tmp_path):
             log.close()
 
 
-def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone_cluster, s3_server, tmp_path, capsys):
+def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone_cluster, s3_server, cold_drivers, tmp_path,
+                                                                      capsys):
     started = time.perf_counter()
     archive = Path(os.environ.get("HYBRIDREC_PACKED_ENV", tmp_path / "pack" / "hybridrec-env.tar.gz"))
     if "HYBRIDREC_PACKED_ENV" not in os.environ:  # set it to reuse an archive across local runs
@@ -96,6 +97,8 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
            "--conf", "spark.pyspark.python=./environment/bin/python",
            "--conf", f"spark.pyspark.driver.python={sys.executable}",
            "--conf", "spark.ui.enabled=false",
+           "--conf", f"spark.driver.extraJavaOptions={cold_drivers.java_options}",
+           "--conf", f"spark.executor.extraJavaOptions={cold_drivers.java_options}",
            str(REPO / "jobs" / "nightly.py"), "--ds", "2026-11-22", "--force"]
     for s in settings:
         cmd += ["--set", s]
@@ -113,9 +116,10 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
     # The embeddings were computed by executors running the shipped interpreter.
     work = list((tmp_path / "work").rglob("environment"))
     assert work, "no executor unpacked the shipped environment"
-    with tarfile.open(archive) as packed_env:  # executors embed with ONNX Runtime: no torch, no CUDA shipped
+    with tarfile.open(archive) as packed_env:  # ONNX Runtime embeds: no torch, no CUDA; no second pyspark
         shipped = {n.split("site-packages/")[1].split("/")[0] for n in packed_env.getnames() if "site-packages/" in n}
-    assert {"onnxruntime", "tokenizers", "hybridrec"} <= shipped and not {"torch", "nvidia", "triton"} & shipped
+    assert {"onnxruntime", "tokenizers", "hybridrec"} <= shipped
+    assert not {"torch", "nvidia", "triton", "pyspark"} & shipped  # executors use the cluster's pyspark
     with capsys.disabled():
         print(f"\n[standalone cluster] make pack {packed - started:.1f}s ({archive.stat().st_size / 2**20:.0f} MiB), "
               f"spark-submit nightly {time.perf_counter() - packed:.1f}s")

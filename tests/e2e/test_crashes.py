@@ -135,8 +135,8 @@ def _unreferenced(spark, root: str, table: str, live: tuple[int, list[str]]) -> 
 
 @pytest.mark.parametrize(("store", "step", "ds", "table", "phase"), CRASH_POINTS,
                          ids=[f"{s}-{st}-{t}-{p}-{d:%d}" for s, st, d, t, p in CRASH_POINTS])
-def test_sigkill_during_a_write_loses_nothing(spark, published, s3_server, kill_jar, tmp_path, store, step, ds, table,
-                                              phase):
+def test_sigkill_during_a_write_loses_nothing(spark, published, s3_server, kill_jar, cold_drivers, tmp_path, store, step,
+                                              ds, table, phase):
     settings = [*TEST_SETTINGS, *_copy_lakehouse(store, published, s3_server, tmp_path),
                 "lakehouse.vacuum_min_retention_hours=0", *(["gate.enabled=true"] if step == "gate" else [])]
     cfg = load_config(overrides=settings)
@@ -152,9 +152,10 @@ def test_sigkill_during_a_write_loses_nothing(spark, published, s3_server, kill_
     rows_before = read_table(spark, root, S.TABLES[table], required=False).count()
 
     marker = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, str(HARNESS), step, ds.isoformat(), table, phase, kill_jar, *settings],
+    proc = subprocess.run([sys.executable, str(HARNESS), step, ds.isoformat(), table, phase, kill_jar, *settings,
+                           *cold_drivers.settings],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, start_new_session=True,
-                          env={**os.environ, "PYSPARK_PYTHON": sys.executable, "HYBRIDREC_KILL_MARKER": str(marker)})
+                          env=cold_drivers.environ(HYBRIDREC_KILL_MARKER=str(marker)))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     killed = marker.read_text()  # where the kill hit, written by the killer
     if phase == "during_write":

@@ -6,7 +6,6 @@ disk; two drivers committing to one table at once are kept apart by S3 condition
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -123,19 +122,19 @@ def test_the_log_store_refuses_a_second_writer_of_one_commit(spark, s3_server):
     assert body == b"first\n"
 
 
-def _ingest_process(s3_server, root: str, ds: date, inputs: list[str], tmp_path) -> subprocess.Popen:
+def _ingest_process(s3_server, root: str, ds: date, inputs: list[str], tmp_path, cold_drivers) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "hybridrec.cli", "ingest", "--ds", ds.isoformat()]
-    for setting in [*TEST_SETTINGS, *s3_server.settings(root), *inputs]:
+    for setting in [*TEST_SETTINGS, *cold_drivers.settings, *s3_server.settings(root), *inputs]:
         cmd += ["--set", setting]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+                            env=cold_drivers.environ())
 
 
-def test_two_drivers_at_once_two_dates_both_land_one_date_one_wins(spark, s3_server, tmp_path):
+def test_two_drivers_at_once_two_dates_both_land_one_date_one_wins(spark, s3_server, cold_drivers, tmp_path):
     """Two spark applications (two drivers) ingest into one lakehouse on S3 at the same time."""
     inputs = files_settings(write_topic_dataset(tmp_path / "input"))
     root = f"s3a://{s3_server.new_bucket()}/lake"
-    both = [_ingest_process(s3_server, root, ds, inputs, tmp_path) for ds in (NIGHT_1, NIGHT_2)]
+    both = [_ingest_process(s3_server, root, ds, inputs, tmp_path, cold_drivers) for ds in (NIGHT_1, NIGHT_2)]
     outs = [p.communicate(timeout=900) for p in both]
     assert [p.returncode for p in both] == [0, 0], [o[1][-3000:] for o in outs]
     for ds in (NIGHT_1, NIGHT_2):
@@ -144,9 +143,9 @@ def test_two_drivers_at_once_two_dates_both_land_one_date_one_wins(spark, s3_ser
     runs = read_table(spark, root, S.RUNS).where(F.col("step") == "ingest")
     assert runs.groupBy("status").count().collect() and runs.count() == 4  # no commit of either driver lost
 
-    same = [_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path)]
+    same = [_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path, cold_drivers)]
     time.sleep(5)  # the second claims the step a few seconds after the first: it is the newer run
-    same.append(_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path))
+    same.append(_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path, cold_drivers))
     outs = [p.communicate(timeout=900) for p in same]
     assert [p.returncode for p in same] == [1, 0], [o[1][-3000:] for o in outs]
     assert "ConcurrentRunError" not in outs[1][1]

@@ -111,8 +111,8 @@ def ensure_table(spark: SparkSession, root: str, spec: TableSpec, *, allow_migra
         builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spec.schema).comment(spec.description)
         if spec.partition_by:
             builder = builder.partitionedBy(*spec.partition_by)
-        for key, value in TABLE_PROPERTIES.items():
-            builder = builder.property(key, value)
+        for name, value in TABLE_PROPERTIES.items():
+            builder = builder.property(name, value)
         try:
             builder.execute()
             log.info("created Delta table %s at %s", spec.name, path)
