@@ -236,7 +236,7 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
             als_by_strategy = {ALS: result.als_for_als, HYBRID: result.als_for_hybrid,
                                CONTENT: result.als_for_hybrid, POPULARITY: result.als_for_hybrid}
             blends = {**baseline_blends(ctx.cfg), HYBRID: result.blend}
-        metrics = run_evaluation(ctx, als_by_strategy, blends)
+        metrics = run_evaluation(ctx, als_by_strategy, blends, references=True)
         write_metrics(ctx, metrics)
         record.row_counts["metrics"] = len(metrics)
         outcome.update(metrics=metrics, result=result if tune else None)

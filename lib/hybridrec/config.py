@@ -159,7 +159,7 @@ class RecommendConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    protocol: Literal["per_user", "global_time"]
+    protocol: Literal["per_user", "random", "global_time"]
     test_fraction: float = Field(gt=0, lt=1)
     ks: list[int] = Field(min_length=1)
     cold_k: int = Field(gt=0)
@@ -167,6 +167,8 @@ class EvaluateConfig(_Section):
     max_users: int = Field(ge=0)
     sample_seed: int
     chart: bool
+    ease_lambda: float = Field(gt=0)
+    ease_max_items: int = Field(ge=0)
 
 
 class GateConfig(_Section):

@@ -53,6 +53,7 @@ NEW_ITEM = "new_item"
 POPULARITY_STRATEGY = "popularity"
 ALS_STRATEGY = "als"
 CONTENT_STRATEGY = "content"
+EASE_STRATEGY = "ease"  # a reference `evaluate` reports (closed-form item-item); never published
 
 WriteMode = Literal["replace_partition", "append", "merge"]
 
@@ -232,7 +233,7 @@ METRICS = TableSpec(
     schema=T.StructType([
         _field(DS, T.DateType(), "Run date the evaluation belongs to (partition).", False),
         _field(RUN_ID, T.StringType(), "Run that evaluated; a ds evaluated twice has two run ids.", False),
-        _field(STRATEGY, T.StringType(), "popularity, als, content or hybrid.", False),
+        _field(STRATEGY, T.StringType(), "popularity, als, content or hybrid; ease (a reference, `hybridrec evaluate` only).", False),
         _field("segment", T.StringType(), "all, light_users (few training events) or cold_items.", False),
         _field("metric", T.StringType(), "precision, recall, ndcg, map, hit_rate, coverage, novelty, diversity, users.",
                False),

@@ -1,7 +1,8 @@
 """Holdout splits as pure DataFrame transformations.
 
-Protocol: per user, the last `test_fraction` of their events (by time) are test (`per_user`), or
-every event at or after a global time cutoff is test (`global_time`). Relevant = test events with a
+Protocol: per user, the last `test_fraction` of their events (by time) are test (`per_user`), a
+seeded random `test_fraction` of each user's events (`random`, the protocol of the Microsoft
+Recommenders benchmark), or every event at or after a global time cutoff is test (`global_time`). Relevant = test events with a
 positive weight on items the user did not touch in training. Cold items are relevant items that
 have no training interaction at all; light users have few training interactions.
 """
@@ -26,6 +27,18 @@ def with_per_user_split(interactions_df: DataFrame, test_fraction: float) -> Dat
     n = F.count(F.lit(1)).over(by_user)
     n_test = F.when(n < 2, 0).otherwise(F.ceil(n * test_fraction))
     return interactions_df.withColumn(IS_TEST, position > n - n_test)
+
+
+def with_random_split(interactions_df: DataFrame, test_fraction: float, seed: int) -> DataFrame:
+    """Adds is_test: a seeded random ceil(n * test_fraction) of each user's events (users with one
+    event keep it in training). The order is a hash of the event and the seed, so the same input and
+    seed give the same split on any number of partitions."""
+    by_user = Window.partitionBy(S.USER_ID)
+    draw = F.xxhash64(S.USER_ID, S.ITEM_ID, S.EVENT_TS, S.WEIGHT, F.lit(seed))
+    position = F.row_number().over(by_user.orderBy(draw, S.ITEM_ID, S.EVENT_TS))
+    n = F.count(F.lit(1)).over(by_user)
+    n_test = F.when(n < 2, 0).otherwise(F.ceil(n * test_fraction))
+    return interactions_df.withColumn(IS_TEST, position <= n_test)
 
 
 def with_time_split(interactions_df: DataFrame, cutoff_epoch_s: float) -> DataFrame:

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -22,6 +23,7 @@ from hybridrec.quality import metrics as qm
 from hybridrec.quality import splits
 from hybridrec.quality.gate import ALS, HYBRID, baseline_blends
 from hybridrec.quality.tuning import TuneResult, als_grid, blend_grid, choose
+from hybridrec.scoring import ease
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.params import Blend, scoring_params
 from hybridrec.steps.context import RunContext, scoring_inputs
@@ -49,6 +51,8 @@ def make_holdout(interactions: DataFrame, cfg: Config, *, max_users: int | None 
     e = cfg.evaluate
     if e.protocol == "per_user":
         split = splits.with_per_user_split(interactions, e.test_fraction)
+    elif e.protocol == "random":
+        split = splits.with_random_split(interactions, e.test_fraction, e.sample_seed)
     else:
         seconds = interactions.select(F.unix_timestamp(S.EVENT_TS).alias("t"))
         cutoff = seconds.approxQuantile("t", [1.0 - e.test_fraction], 0.001)[0]
@@ -104,9 +108,36 @@ def holdout_metrics(ctx: RunContext, holdout: Holdout, recs: DataFrame) -> pd.Da
     return accuracy.unionByName(beyond).toPandas()
 
 
+def ease_holdout(ctx: RunContext, holdout: Holdout, top_n: int) -> DataFrame | None:
+    """strategy (ease), user_id, rank, item_id for every evaluated user, from EASE fitted on the
+    training part (binary: any interaction); None when the catalogue is above evaluate.ease_max_items."""
+    e = ctx.cfg.evaluate
+    item_ids = sorted(r[S.ITEM_ID] for r in ctx.read(S.ITEMS).select(S.ITEM_ID).distinct().collect())
+    if len(item_ids) > e.ease_max_items:
+        log.warning("EASE reference skipped: %d items in the catalogue, evaluate.ease_max_items is %d",
+                    len(item_ids), e.ease_max_items)
+        return None
+    pairs = holdout.train.select(S.USER_ID, S.ITEM_ID).distinct().toPandas()
+    pairs = pairs[pairs[S.ITEM_ID].isin(item_ids)]
+    evaluated = [r[S.USER_ID] for r in holdout.users.select(S.USER_ID).collect()]
+    user_ids = pd.Index(sorted(set(pairs[S.USER_ID]) | set(evaluated)))
+    item_index = pd.Index(item_ids)
+    x = ease.interaction_matrix(user_ids.get_indexer(pairs[S.USER_ID]), item_index.get_indexer(pairs[S.ITEM_ID]),
+                                len(user_ids), len(item_ids))
+    rows = user_ids.get_indexer(evaluated)
+    order = ease.ease_top_n(x[rows], ease.ease_weights(x, e.ease_lambda), top_n)
+    ranks = np.broadcast_to(np.arange(1, top_n + 1, dtype=np.int32), order.shape)
+    keep = order >= 0
+    recs = pd.DataFrame({S.STRATEGY: S.EASE_STRATEGY, S.USER_ID: np.repeat(evaluated, top_n).reshape(order.shape)[keep],
+                         S.RANK: ranks[keep], S.ITEM_ID: np.asarray(item_ids, dtype=object)[order[keep]]})
+    schema = "strategy string, user_id string, rank int, item_id string"
+    return ctx.spark.createDataFrame(recs, schema).persist()
+
+
 def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None = None,
-                   blends: dict[str, Blend] | None = None) -> pd.DataFrame:
-    """Evaluates every strategy on the holdout; strategies that share ALS settings share one fit."""
+                   blends: dict[str, Blend] | None = None, *, references: bool = False) -> pd.DataFrame:
+    """Evaluates every strategy on the holdout; strategies that share ALS settings share one fit.
+    `references` adds EASE (for `hybridrec evaluate`; the nightly gate does not pay for it)."""
     cfg = ctx.cfg
     blends = blends or baseline_blends(cfg)
     als_by_strategy = als_by_strategy or {}
@@ -118,6 +149,9 @@ def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None
     frames = []
     for als_cfg, group in groups.items():
         recs = score_holdout(ctx, holdout, als_cfg, group, top_n)
+        frames.append(holdout_metrics(ctx, holdout, recs))
+        recs.unpersist()
+    if references and (recs := ease_holdout(ctx, holdout, top_n)) is not None:
         frames.append(holdout_metrics(ctx, holdout, recs))
         recs.unpersist()
     holdout.release()
