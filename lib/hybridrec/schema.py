@@ -233,7 +233,8 @@ METRICS = TableSpec(
     schema=T.StructType([
         _field(DS, T.DateType(), "Run date the evaluation belongs to (partition).", False),
         _field(RUN_ID, T.StringType(), "Run that evaluated; a ds evaluated twice has two run ids.", False),
-        _field(STRATEGY, T.StringType(), "popularity, als, content or hybrid; ease (a reference, `hybridrec evaluate` only).", False),
+        _field(STRATEGY, T.StringType(),
+               "popularity, als, content or hybrid; ease (a reference, `hybridrec evaluate` only).", False),
         _field("segment", T.StringType(), "all, light_users (few training events) or cold_items.", False),
         _field("metric", T.StringType(), "precision, recall, ndcg, map, hit_rate, coverage, novelty, diversity, users.",
                False),

@@ -52,14 +52,14 @@ def test_evaluate_writes_metrics_json_and_chart_for_every_strategy(spark, lakeho
     out = tmp_path / "eval.json"
     cli._evaluate(ctx, str(out), tune=False)
     payload = json.loads(out.read_text())
-    assert set(payload["strategies"]) == {"popularity", "als", "content", "hybrid"}
+    assert set(payload["strategies"]) == {"popularity", "als", "content", "hybrid", "ease"}  # ease: a reference
     for metrics in payload["strategies"].values():
         assert {"ndcg@10", "recall@10", "cold_recall@5", "coverage@10", "light_users/ndcg@10"} <= set(metrics)
     assert payload["strategies"]["hybrid"]["ndcg@10"] == payload["strategies"]["als"]["ndcg@10"]  # same blend
     assert payload["protocol"]["protocol"] == "per_user"
     assert (tmp_path / "eval.png").stat().st_size > 1000
     rows = read_table(spark, ctx.root, S.METRICS, ds=NIGHT_1.isoformat())
-    assert rows.where(F.col(S.RUN_ID) == ctx.run_id).select(S.STRATEGY).distinct().count() == 4
+    assert rows.where(F.col(S.RUN_ID) == ctx.run_id).select(S.STRATEGY).distinct().count() == 5
 
 
 def test_tune_writes_a_config_the_nightly_run_accepts(spark, lakehouse, tmp_path):

@@ -32,7 +32,7 @@ def test_file_then_set_overrides(tmp_path):
     ("dataset.kind=ftp", "dataset.kind"),
     ("recommend", "key=value"),
     ("recommend.new_item_slots=50", r"new_item_slots \(50\) must be < top_n \(50\)"),
-    ("evaluate.protocol=random", "evaluate.protocol"),
+    ("evaluate.protocol=shuffled", "evaluate.protocol"),
 ])
 def test_invalid_settings_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
