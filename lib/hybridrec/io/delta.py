@@ -1,4 +1,5 @@
-"""Every Spark-side read and write of the lakehouse, through delta-spark.
+"""Every Spark-side read and write of the lakehouse, through delta-spark. (Just over 300 lines on
+purpose: the one module that touches Delta from Spark, so every write path reads in one place.)
 
 Writes are single Delta commits tagged with the run (`userMetadata`, shown by DESCRIBE HISTORY):
 a partitioned table replaces its `ds` with `replaceWhere` (Delta checks every row belongs to it and
