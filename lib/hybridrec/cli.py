@@ -236,16 +236,21 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
             als_by_strategy = {ALS: result.als_for_als, HYBRID: result.als_for_hybrid,
                                CONTENT: result.als_for_hybrid, POPULARITY: result.als_for_hybrid}
             blends = {**baseline_blends(ctx.cfg), HYBRID: result.blend}
-        metrics = run_evaluation(ctx, als_by_strategy, blends, references=True)
-        write_metrics(ctx, metrics)
-        record.row_counts["metrics"] = len(metrics)
-        outcome.update(metrics=metrics, result=result if tune else None)
+        evaluation = run_evaluation(ctx, als_by_strategy, blends, references=True)
+        write_metrics(ctx, evaluation.metrics)
+        record.row_counts["metrics"] = len(evaluation.metrics)
+        record.message = "hybrid: " + ("ranker " if evaluation.ranker.model else "linear blend ") + evaluation.ranker.message
+        outcome.update(metrics=evaluation.metrics, result=result if tune else None, ranker=evaluation.ranker)
 
     run_step(ctx, "evaluate", evaluate)
-    metrics, result = outcome["metrics"], outcome["result"]
+    metrics, result, ranker = outcome["metrics"], outcome["result"], outcome["ranker"]
     report.print_metrics(metrics)
+    report.print_ranker(ranker.model, ranker.message)
     if json_path:
         payload = report.metrics_json(metrics, ctx.cfg, dataset_kind(ctx.cfg))
+        payload["ranker"] = {"message": ranker.message, "trained": ranker.model is not None,
+                             **({"importances": ranker.model.importances, "metrics": ranker.model.metrics,
+                                 "new_item_bar": ranker.model.new_item_bar} if ranker.model else {})}
         if tune:
             payload["tuned"] = {"als_for_als": result.als_for_als.model_dump(),
                                 "als_for_hybrid": result.als_for_hybrid.model_dump(),

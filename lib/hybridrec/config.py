@@ -158,6 +158,22 @@ class RecommendConfig(_Section):
         return self
 
 
+class RankerConfig(_Section):
+    enabled: bool
+    candidates_per_source: int = Field(gt=0)
+    new_item_candidates: int = Field(ge=0)
+    trees: int = Field(gt=0)
+    models: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    leaves: int = Field(gt=1)
+    min_train_users: int = Field(gt=0)
+    max_train_users: int = Field(ge=0)
+    seed: int
+    cooc_max_user_items: int = Field(gt=0)
+    cooc_max_neighbours: int = Field(gt=0)
+    dense_neighbours_max_items: int = Field(ge=0)
+
+
 class EvaluateConfig(_Section):
     protocol: Literal["per_user", "random", "global_time"]
     test_fraction: float = Field(gt=0, lt=1)
@@ -176,6 +192,8 @@ class GateConfig(_Section):
     k: int = Field(gt=0)
     max_drop_pct: float = Field(ge=0)
     max_users: int = Field(ge=0)
+    als_margin_pct: float = Field(ge=0)
+    ease_margin_pct: float = Field(ge=0)
 
 
 class TuneConfig(_Section):
@@ -200,6 +218,7 @@ class Config(_Section):
     embedding: EmbeddingConfig
     als: AlsConfig
     recommend: RecommendConfig
+    ranker: RankerConfig
     evaluate: EvaluateConfig
     gate: GateConfig
     tune: TuneConfig

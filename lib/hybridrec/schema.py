@@ -46,6 +46,7 @@ HIST_POS = "hist_pos"
 HIST_WEIGHT = "hist_weight"
 HIST_TS = "hist_ts"
 POPULARITY = "popularity"
+FIRST_EVENT_S = "first_event_s"
 
 # Strategy names in `recommendations.strategy` and `metrics.strategy`.
 HYBRID = "hybrid"
@@ -54,6 +55,7 @@ POPULARITY_STRATEGY = "popularity"
 ALS_STRATEGY = "als"
 CONTENT_STRATEGY = "content"
 EASE_STRATEGY = "ease"  # a reference `evaluate` reports (closed-form item-item); never published
+BLEND_STRATEGY = "blend"  # the linear blend, reported next to the ranker when the ranker is the hybrid
 
 WriteMode = Literal["replace_partition", "append", "merge"]
 
@@ -183,11 +185,12 @@ RECOMMENDATIONS = TableSpec(
         _field(USER_ID, T.StringType(), "User id.", False),
         _field(RANK, T.IntegerType(), "1 = best.", False),
         _field(ITEM_ID, T.StringType(), "Recommended item; never one the user already interacted with.", False),
-        _field(SCORE, T.DoubleType(), "Blended per-user z-score; comparable within one user's list and strategy.", False),
+        _field(SCORE, T.DoubleType(), "Ranker score (or blended per-user z-score when the blend ran); comparable "
+               "within one user's list and strategy.", False),
         _field(ALS_SCORE, T.DoubleType(), "Raw ALS dot product; null for items without ALS factors."),
         _field(CONTENT_SCORE, T.DoubleType(), "Cosine of centred item embedding to the user's profile; null without one."),
         _field(REASON_ITEM_ID, T.StringType(), "History item most similar to the recommendation (null for popularity)."),
-        _field(STRATEGY, T.StringType(), "hybrid; new_item for places kept for items without interactions; "
+        _field(STRATEGY, T.StringType(), "hybrid; new_item for items without interactions (placed by the ranker past its bar); "
                "popularity for users without history.", False),
         _field(MODEL_VERSION, T.StringType(), "Package version + hash of the scoring config.", False),
         _field(RUN_ID, T.StringType(), "Run that produced the row.", False),
@@ -234,7 +237,8 @@ METRICS = TableSpec(
         _field(DS, T.DateType(), "Run date the evaluation belongs to (partition).", False),
         _field(RUN_ID, T.StringType(), "Run that evaluated; a ds evaluated twice has two run ids.", False),
         _field(STRATEGY, T.StringType(),
-               "popularity, als, content or hybrid; ease (a reference, `hybridrec evaluate` only).", False),
+               "popularity, als, content, hybrid (the ranker, or the blend when it fell back), blend (the "
+               "linear blend, when the ranker is the hybrid); ease (the EASE reference).", False),
         _field("segment", T.StringType(), "all, light_users (few training events) or cold_items.", False),
         _field("metric", T.StringType(), "precision, recall, ndcg, map, hit_rate, coverage, novelty, diversity, users.",
                False),
@@ -246,10 +250,32 @@ METRICS = TableSpec(
     description="Offline evaluation on a holdout of each night's interactions, one row per strategy/segment/metric/k.",
 )
 
+RANKERS = TableSpec(
+    name="rankers",
+    schema=T.StructType([
+        _field(RUN_ID, T.StringType(), "Run that trained it (the gate's, or recommend's when the gate is off).", False),
+        _field("status", T.StringType(), "trained: the ranker is the night's hybrid; fallback: the linear blend is.",
+               False),
+        _field("message", T.StringType(), "Why the blend ran instead (fallback), or what the ranker learned from.",
+               False),
+        _field(MODEL, T.StringType(), "LightGBM text model (null on fallback)."),
+        _field("model_hash", T.StringType(), "SHA-256 prefix of `model`; part of recommendations.model_version."),
+        _field("new_item_bar", T.DoubleType(), "Ranker score a new item must reach to enter a list (null: none may)."),
+        _field("importances", T.MapType(T.StringType(), T.DoubleType()), "Feature -> share of the total split gain."),
+        _field("metrics", T.MapType(T.StringType(), T.DoubleType()),
+               "Training figures: rows, users, trees, validation NDCG."),
+        _DS_FIELD,
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="The night's learned ranker (or why the linear blend ran instead), trained on a validation split "
+                "carved from the training part of the gate's holdout; recommend publishes with it.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS,
-              RUNS, METRICS)
+              RANKERS, RUNS, METRICS)
 }
 
 

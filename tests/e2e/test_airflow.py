@@ -22,7 +22,8 @@ STEPS = ["ingest", "embed_items", "train_als", "gate", "recommend", "summary"]
 
 
 def _config(lakehouse: Path) -> str:
-    # hybrid == ALS-only and no new-item places: the real gate runs and passes by construction.
+    # hybrid == ALS-only (the linear blend, no ranker), no new-item places and no EASE margin: the real
+    # gate runs and passes by construction.
     return f"""
 [lakehouse]
 root = "{lakehouse}"
@@ -47,6 +48,10 @@ popularity_weight = 0.0
 content_weight = 0.0
 [evaluate]
 cold_k = 5
+[gate]
+ease_margin_pct = 100.0
+[ranker]
+enabled = false
 """
 
 

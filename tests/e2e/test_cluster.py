@@ -88,6 +88,7 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
     settings = ['dataset.kind="synthetic"', f"synthetic.n_users={N_USERS}", "synthetic.n_items=60",
                 "synthetic.n_interactions=600", f"synthetic.n_users_without_history={N_ROSTER_ONLY}",
                 *s3_server.settings(root), f"recommend.top_n={TOP_N}", "recommend.new_item_slots=2",
+                "ranker.min_train_users=5", "ranker.models=2", "ranker.trees=20",  # the ranker scores on the executors
                 "als.rank=4", "als.max_iter=3", "spark.shuffle_partitions=2", "evaluate.cold_k=5"]
     jars = subprocess.run([str(Path(sys.executable).parent / "hybridrec"), "jars"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -113,12 +114,16 @@ def test_nightly_on_a_standalone_cluster_with_the_shipped_environment(standalone
     assert len(users) == N_USERS + N_ROSTER_ONLY and len(recs) == len(users) * TOP_N
     assert {d.isoformat() for d in recs[S.DS]} == {"2026-11-22"}
     assert s3_server.keys(root.removeprefix("s3a://").split("/")[0], "lakehouse/recommendations/_delta_log/")
+    # The learned ranker was trained on the driver and scored the lists on the executors (LightGBM shipped).
+    [ranker] = analytics.read_pandas(lake, S.RANKERS).to_dict("records")
+    assert ranker["status"] == "trained", ranker["message"]
+    assert set(recs[S.MODEL_VERSION]) == {f"{recs[S.MODEL_VERSION].iloc[0].split('.ranker-')[0]}.ranker-{ranker['model_hash']}"}
     # The embeddings were computed by executors running the shipped interpreter.
     work = list((tmp_path / "work").rglob("environment"))
     assert work, "no executor unpacked the shipped environment"
     with tarfile.open(archive) as packed_env:  # ONNX Runtime embeds: no torch, no CUDA; no second pyspark
         shipped = {n.split("site-packages/")[1].split("/")[0] for n in packed_env.getnames() if "site-packages/" in n}
-    assert {"onnxruntime", "tokenizers", "hybridrec"} <= shipped
+    assert {"onnxruntime", "tokenizers", "hybridrec", "lightgbm"} <= shipped
     assert not {"torch", "nvidia", "triton", "pyspark"} & shipped  # executors use the cluster's pyspark
     with capsys.disabled():
         print(f"\n[standalone cluster] make pack {packed - started:.1f}s ({archive.stat().st_size / 2**20:.0f} MiB), "

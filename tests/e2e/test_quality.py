@@ -20,9 +20,12 @@ from hybridrec.steps import STEPS, RunContext, evaluation, run_steps
 from topic_data import files_settings, write_topic_dataset
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
-# Hybrid == ALS-only, so the "hybrid below ALS" rule can never fire here and each test controls the outcome.
+# Hybrid == ALS-only, so the "hybrid below ALS" rule can never fire here, and the EASE rule is off (on
+# this three-topic catalogue EASE is perfect): each test controls the outcome. (tests/spark/test_metrics
+# covers both rules, tests/e2e/test_ranker the ranker as the hybrid.)
 ALS_ONLY_HYBRID = ["recommend.als_weight=1.0", "recommend.recent_weight=0.0", "recommend.popularity_weight=0.0",
-                   "recommend.content_weight=0.0", "recommend.new_item_slots=0", "evaluate.cold_k=5"]
+                   "recommend.content_weight=0.0", "recommend.new_item_slots=0", "evaluate.cold_k=5",
+                   "gate.ease_margin_pct=100"]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,8 @@ def test_gate_passes_and_records_why_on_a_sample_of_users(spark, lakehouse):
     # The gate scored only its sample (what keeps it linear in users at scale).
     users = (read_table(spark, ctx.root, S.METRICS).where((F.col(S.RUN_ID) == ctx.run_id) & (F.col("metric") == "users")
              & (F.col("segment") == "all")).select(S.STRATEGY, "value").collect())
-    assert {r[S.STRATEGY]: r["value"] for r in users} == dict.fromkeys(["popularity", "als", "content", "hybrid"], 3.0)
+    assert {r[S.STRATEGY]: r["value"] for r in users} == dict.fromkeys(["popularity", "als", "content", "hybrid", "ease"],
+                                                                       3.0)
 
 
 def test_global_time_protocol_holds_out_the_latest_events(spark, lakehouse):

@@ -147,3 +147,16 @@ def test_blend_grid_sums_to_one_within_bounds_and_always_uses_content():
     assert grid and all(abs(b.als + b.recent + b.popularity + b.content - 1) < 1e-9 for b in grid)
     assert all(max(b.als, b.recent, b.popularity, b.content) <= 0.5 and b.content > 0 for b in grid)
     assert {b.new_item_slots for b in grid} == {3}
+
+
+def test_gate_refuses_a_hybrid_below_ease_beyond_the_margin_with_the_numbers():
+    metrics = pd.concat([_gate_metrics(0.12, 0.10), pd.DataFrame({S.STRATEGY: ["ease"], "segment": "all",
+                                                                   "metric": "ndcg", "k": 10, "value": [0.13]})])
+    [failure] = gate_failures(metrics, k=10, max_drop_pct=10, previous_ndcg=None, ease_margin_pct=5.0)
+    assert "EASE reference 0.1300" in failure and "0.1200" in failure and "7.7%" in failure and "allowed: 5.0%" in failure
+    assert gate_failures(metrics, k=10, max_drop_pct=10, previous_ndcg=None, ease_margin_pct=10.0) == []
+    # No EASE rows (a catalogue above evaluate.ease_max_items): only ALS is compared.
+    assert gate_failures(_gate_metrics(0.12, 0.10), k=10, max_drop_pct=10, previous_ndcg=None, ease_margin_pct=0.0) == []
+    # The ALS margin: a hybrid 1% below ALS passes a 2% margin, not a 0% one.
+    assert len(gate_failures(_gate_metrics(0.099, 0.10), k=10, max_drop_pct=10, previous_ndcg=None)) == 1
+    assert gate_failures(_gate_metrics(0.099, 0.10), k=10, max_drop_pct=10, previous_ndcg=None, als_margin_pct=2.0) == []

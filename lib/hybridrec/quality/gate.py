@@ -34,14 +34,24 @@ def metric_value(metrics: pd.DataFrame, strategy: str, metric: str, k: int, segm
     return float(rows["value"].iloc[0])
 
 
-def gate_failures(metrics: pd.DataFrame, *, k: int, max_drop_pct: float, previous_ndcg: float | None) -> list[str]:
-    """Why the night must not be published (empty = publish)."""
-    hybrid, als_only = metric_value(metrics, HYBRID, "ndcg", k), metric_value(metrics, ALS, "ndcg", k)
+def gate_failures(metrics: pd.DataFrame, *, k: int, max_drop_pct: float, previous_ndcg: float | None,
+                  als_margin_pct: float = 0.0, ease_margin_pct: float | None = None) -> list[str]:
+    """Why the night must not be published (empty = publish). EASE is compared when its rows are in
+    `metrics` and `ease_margin_pct` is given."""
+    hybrid = metric_value(metrics, HYBRID, "ndcg", k)
     failures = []
-    # Identical lists can differ in the last bits: Spark sums the per-user values in no fixed order.
-    if hybrid < als_only and not math.isclose(hybrid, als_only, rel_tol=1e-9, abs_tol=1e-12):
-        failures.append(f"hybrid ndcg@{k} {hybrid:.4f} is below ALS-only {als_only:.4f} "
-                        f"by {als_only - hybrid:.4f} ({100 * (als_only - hybrid) / max(als_only, 1e-12):.1f}%)")
+    references = [(ALS, "ALS-only", als_margin_pct)]
+    has_ease = ((metrics[S.STRATEGY] == S.EASE_STRATEGY) & (metrics["metric"] == "ndcg")).any()
+    if ease_margin_pct is not None and has_ease:
+        references.append((S.EASE_STRATEGY, "the EASE reference", ease_margin_pct))
+    for strategy, label, margin in references:
+        reference = metric_value(metrics, strategy, "ndcg", k)
+        floor = reference * (1 - margin / 100)
+        # Identical lists can differ in the last bits: Spark sums the per-user values in no fixed order.
+        if hybrid < floor and not math.isclose(hybrid, floor, rel_tol=1e-9, abs_tol=1e-12):
+            failures.append(f"hybrid ndcg@{k} {hybrid:.4f} is below {label} {reference:.4f} by "
+                            f"{reference - hybrid:.4f} ({100 * (reference - hybrid) / max(reference, 1e-12):.1f}%; "
+                            f"allowed: {margin:.1f}%)")
     if previous_ndcg is not None and hybrid < previous_ndcg * (1 - max_drop_pct / 100):
         failures.append(f"hybrid ndcg@{k} {hybrid:.4f} is {100 * (previous_ndcg - hybrid) / previous_ndcg:.1f}% below "
                         f"the last published night's {previous_ndcg:.4f} (allowed: {max_drop_pct:.1f}%)")

@@ -15,6 +15,14 @@ def print_metrics(metrics: pd.DataFrame) -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), flush=True)
 
 
+def print_ranker(model, message: str) -> None:
+    """Which hybrid ran, and the ranker's feature importances (share of split gain), largest first."""
+    print(("hybrid = learned ranker: " if model is not None else "hybrid = linear blend: ") + message, flush=True)
+    if model is not None:
+        for name, share in sorted(model.importances.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<16} {share:.3f}", flush=True)
+
+
 def _metric_name(row: pd.Series) -> str:
     base = f"{row['metric']}@{row['k']}" if row["metric"] != "users" else "users"
     if row["segment"] == SEGMENT_COLD:

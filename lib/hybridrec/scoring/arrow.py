@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from hybridrec import schema as S
+from hybridrec.scoring.candidates import FEATURES, MATRICES_PER_BLOCK, candidates
 from hybridrec.scoring.index import ItemIndex
 from hybridrec.scoring.kernel import History, ScoredRows, score_rows
 from hybridrec.scoring.params import ScoringParams
@@ -28,8 +29,10 @@ def with_hybrid_recommendations(
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         index: ItemIndex = index_bc.value  # unpickled once per worker process
         n_items = max(1, len(index.item_ids))
-        # Per (user, item): a float32 score and argpartition's int64 index; keep them inside block_bytes.
-        block = max(1, params.block_bytes // (n_items * 16))
+        # Per (user, item): a float32 score and argpartition's int64 index (the ranker's candidates:
+        # several float32 matrices); keep them inside block_bytes.
+        per_user = n_items * (4 * MATRICES_PER_BLOCK if any(b.ranked for _, b in params.blends) else 16)
+        block = max(1, params.block_bytes // per_user)
         item_ids = schema = None
         for batch in batches:
             if schema is None:
@@ -45,6 +48,33 @@ def with_hybrid_recommendations(
                 yield _arrow_rows(rows, part.column(S.USER_ID), item_ids, schema)
 
     return histories_df.mapInArrow(score_partition, S.SCORED_SCHEMA)
+
+
+CANDIDATE_SCHEMA = "user_id string, item_id string, is_new boolean, features array<float>"
+
+
+def with_candidate_features(histories_df: DataFrame, index_bc: Broadcast, params: ScoringParams) -> DataFrame:
+    """user_id, item_id, is_new, features (scoring.candidates.FEATURES order): the ranker's
+    candidates for every user in `histories_df`, the rows it is trained on."""
+
+    def candidate_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        index: ItemIndex = index_bc.value
+        block = max(1, params.block_bytes // (max(1, len(index.item_ids)) * 4 * MATRICES_PER_BLOCK))
+        item_ids = pa.array(index.item_ids, type=pa.string())
+        for batch in batches:
+            for start in range(0, batch.num_rows, block):
+                part = batch.slice(start, block)
+                pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
+                                   ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
+                histories = [History(*h) for h in zip(pos, weight, ts, strict=True)]
+                c = candidates(_list_rows(part.column(S.FEATURES), np.float32), histories, index, params)
+                offsets = pa.array(np.arange(len(c.rows) + 1, dtype=np.int32) * len(FEATURES))
+                features = pa.ListArray.from_arrays(offsets, pa.array(c.features.ravel(), type=pa.float32()))
+                yield pa.RecordBatch.from_arrays(
+                    [part.column(S.USER_ID).cast(pa.string()).take(c.rows), item_ids.take(c.items),
+                     pa.array(c.is_new), features], names=["user_id", "item_id", "is_new", "features"])
+
+    return histories_df.mapInArrow(candidate_partition, CANDIDATE_SCHEMA)
 
 
 def _list_rows(column: pa.Array, dtype: type) -> list[np.ndarray]:

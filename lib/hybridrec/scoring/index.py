@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from hybridrec import schema as S
 
@@ -24,6 +25,8 @@ class ItemIndex:
     has_embedding: np.ndarray     # (n,) bool
     popularity: np.ndarray        # (n,) float32 recency-decayed users per item
     moments: dict[str, Moments]   # item-vector mean and covariance per (signal, item set), see _index_moments
+    first_event_s: np.ndarray = None  # (n,) float64 epoch s of the item's first interaction, NaN = none
+    neighbours: sparse.csr_matrix | np.ndarray = None  # (n, n) item-item weights, row i = item i's neighbours
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,11 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, x / np.where(norm > 0, norm, 1), 0).astype(np.float32)
 
 
-def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0) -> ItemIndex:
-    """From pandas rows item_id, features (array|None), embedding (array|None), popularity."""
+def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0,
+                     neighbours_pdf: pd.DataFrame | None = None) -> ItemIndex:
+    """From pandas rows item_id, features (array|None), embedding (array|None), popularity and
+    optionally first_event_s; `neighbours_pdf` (item_id, neighbour_id, similarity) from
+    transforms.cooccurrence."""
     items_pdf = items_pdf.sort_values(S.ITEM_ID, kind="stable").reset_index(drop=True)
 
     def stack(column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -81,12 +87,28 @@ def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0) -> 
         "new/mapped": _moments(mapped_factors[new_items]),
         "new/content": _moments(content[new_items]),
     }
+    item_ids = items_pdf[S.ITEM_ID].to_numpy(str)
+    first = (items_pdf[S.FIRST_EVENT_S].to_numpy(np.float64) if S.FIRST_EVENT_S in items_pdf
+             else np.full(len(items_pdf), np.nan))
     return ItemIndex(
-        item_ids=items_pdf[S.ITEM_ID].to_numpy(str),
+        item_ids=item_ids,
         factors=factors, factors_unit=factors_unit, mapped_factors=mapped_factors,
         has_factors=has_factors, embeddings=embeddings, content=content, has_embedding=has_embedding,
-        popularity=popularity, moments=moments,
+        popularity=popularity, moments=moments, first_event_s=first,
+        neighbours=_neighbour_matrix(item_ids, neighbours_pdf),
     )
+
+
+def _neighbour_matrix(item_ids: np.ndarray, neighbours_pdf: pd.DataFrame | None) -> sparse.csr_matrix:
+    n = len(item_ids)
+    if neighbours_pdf is None or neighbours_pdf.empty:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    positions = pd.Index(item_ids)
+    rows = positions.get_indexer(neighbours_pdf[S.ITEM_ID])
+    cols = positions.get_indexer(neighbours_pdf["neighbour_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    values = neighbours_pdf["similarity"].to_numpy(np.float32)[keep]
+    return sparse.csr_matrix((values, (rows[keep], cols[keep])), shape=(n, n), dtype=np.float32)
 
 
 def _embedding_to_factors(content: np.ndarray, factors: np.ndarray, train: np.ndarray, ridge: float) -> np.ndarray:

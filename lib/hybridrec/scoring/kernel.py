@@ -35,54 +35,11 @@ import pandas as pd
 
 from hybridrec import schema as S
 from hybridrec.scoring import retrieval
+from hybridrec.scoring.candidates import candidates
 from hybridrec.scoring.index import ItemIndex, Moments
-from hybridrec.scoring.params import ScoringParams
-
-
-@dataclass(frozen=True)
-class History:
-    """One user's interacted items: positions in the ItemIndex, summed weights, last event (epoch s)."""
-    pos: np.ndarray
-    weight: np.ndarray
-    ts: np.ndarray
-
-
-def _positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
-    """The user's most recent positive history items (newest first) that have `mask`."""
-    keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
-    pos, weight, ts = hist.pos[keep], hist.weight[keep], hist.ts[keep]
-    recent = np.argsort(-ts, kind="stable")[:limit]
-    return pos[recent], weight[recent], ts[recent]
-
-
-def _profiles(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Content profile per user (recency-weighted mean of centred embeddings) and its source items."""
-    profiles = np.zeros((len(histories), index.content.shape[1]), dtype=np.float32)
-    sources: list[np.ndarray] = []
-    for row, hist in enumerate(histories):
-        pos, weight, ts = _positives(hist, index, p, p.profile_max_items, index.has_embedding)
-        sources.append(pos)
-        if len(pos) == 0:
-            continue
-        age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
-        w = weight * np.power(0.5, age_days / p.recency_half_life_days)
-        vec = (w[:, None] * index.content[pos]).sum(axis=0)
-        norm = np.linalg.norm(vec)
-        if norm > 0:
-            profiles[row] = vec / norm
-    return profiles, sources
-
-
-def _recent_queries(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
-    """Mean unit ALS factor of each user's recent positive items (its dot with a unit item factor is
-    the mean cosine to them), and whether the user has any."""
-    out = np.zeros((len(histories), index.factors.shape[1]), dtype=np.float32)
-    present = np.zeros(len(histories), dtype=bool)
-    for row, hist in enumerate(histories):
-        pos, _, _ = _positives(hist, index, p, p.recent_items, index.has_factors)
-        if len(pos):
-            out[row], present[row] = index.factors_unit[pos].mean(axis=0), True
-    return out, present
+from hybridrec.scoring.params import Blend, ScoringParams
+from hybridrec.scoring.profiles import History, profiles_of, recent_queries
+from hybridrec.scoring.ranker import ranked_lists
 
 
 @dataclass(frozen=True)
@@ -243,7 +200,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
     if has_user_factors.any():
         user_factors[has_user_factors] = np.stack([f for f in factors if f is not None and len(f) > 0])
-    profiles, profile_sources = _profiles(histories, index, p)
+    profiles, profile_sources = profiles_of(histories, index, p)
     no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
     seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),
             np.concatenate([h.pos for h in histories]) if histories else np.zeros(0, np.int64))
@@ -252,11 +209,11 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
                "popularity": (np.ones((n_users, 1), np.float32), np.ones(n_users, bool)),
                "mapped": (user_factors, has_user_factors)}
     if any(b.recent > 0 for b in blends):
-        queries["recent"] = _recent_queries(histories, index, p)
+        queries["recent"] = recent_queries(histories, index, p)
 
     new_space = spaces["new"]
     new_top = new_scores = None
-    max_slots = max([b.new_item_slots for b in blends if b.uses_interactions] or [0])
+    max_slots = max([b.new_item_slots for b in blends if b.uses_interactions and not b.ranked] or [0])
     if max_slots and len(new_space.cols):
         # New items are few (a few % of the catalogue): scoring them all costs less than any index.
         new_score = _blend_scores(new_space, queries, {"mapped": p.new_item_mapped_weight,
@@ -266,6 +223,9 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     names = (*[name for name, _ in p.blends], S.NEW_ITEM)
     parts = []
     for code, (_, blend) in enumerate(p.blends):
+        if blend.ranked:
+            parts.append(_ranked_part(factors, histories, index, p, blend, code, names))
+            continue
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
@@ -295,6 +255,26 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
             strategy=strategy, names=names))
     return ScoredRows(**{f: np.concatenate([getattr(r, f) for r in parts]) if parts else np.zeros(0, t)
                          for f, t in _ROW_DTYPES.items()}, names=names)
+
+
+def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams, blend: Blend,
+                 code: int, names: tuple[str, ...]) -> ScoredRows:
+    """One block's rows of the learned ranker: candidates, their features, LightGBM scores, lists."""
+    if p.ranker is None:
+        raise ValueError(f"blend {names[code]!r} is ranked but no ranker model was given")
+    c = candidates(factors, histories, index, p)
+    scores = p.ranker.predict(c.features) if len(c.rows) else np.zeros(0)
+    at, rank = ranked_lists(c.rows, scores, c.is_new, top_n=p.top_n, new_item_slots=blend.new_item_slots,
+                            new_item_bar=p.ranker.new_item_bar)
+    rows, items = c.rows[at], c.items[at]
+    als = np.einsum("ij,ij->i", c.user_factors[rows], index.factors[items])
+    return ScoredRows(
+        rows=rows, rank=rank, items=items, score=scores[at],
+        als=np.where(c.has_user_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
+        content=_pair_content(c.profiles, c.no_profile, index, rows, items).astype(np.float64),
+        reason=(_block_reasons(rows, items, c.profile_sources, histories, index) if p.explain
+                else np.full(len(items), -1, dtype=np.int64)),
+        strategy=np.where(c.is_new[at] & p.mark_new_items, len(names) - 1, code), names=names)
 
 
 _ROW_DTYPES = {"rows": np.int64, "rank": np.int32, "items": np.int64, "score": np.float64, "als": np.float64,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from hybridrec import schema as S
 from hybridrec.config import RecommendConfig
+
+if TYPE_CHECKING:
+    from hybridrec.scoring.ranker import RankerModel
 
 
 @dataclass(frozen=True)
@@ -17,10 +21,11 @@ class Blend:
     popularity: float
     content: float
     new_item_slots: int
+    ranked: bool = False          # the learned ranker orders the list (the weights are then unused)
 
     @property
     def uses_interactions(self) -> bool:
-        return self.als + self.recent + self.popularity > 0
+        return self.ranked or self.als + self.recent + self.popularity > 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class ScoringParams:
     ivf_probes: int
     rerank_dims: int
     rerank_candidates: int
+    candidates_per_source: int = 100  # ranker: candidates each source proposes per user
+    new_item_candidates: int = 20     # ranker: new-item candidates per user
+    ranker: RankerModel | None = None  # the trained ranker, for blends with ranked=True
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
 

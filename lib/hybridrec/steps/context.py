@@ -4,6 +4,7 @@ claim). Also the scoring inputs that the recommend step and evaluation both buil
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -15,9 +16,11 @@ from pyspark.sql import DataFrame, SparkSession
 from hybridrec import schema as S
 from hybridrec.config import Config
 from hybridrec.io.delta import append_rows, read_table, write_table
+from hybridrec.scoring import ease
 from hybridrec.scoring.index import ItemIndex, build_item_index
 from hybridrec.scoring.params import ScoringParams
 from hybridrec.steps.runs import StepRecord, check_claim, new_run_id
+from hybridrec.transforms.cooccurrence import with_item_neighbours
 from hybridrec.transforms.embed import latest_embeddings
 from hybridrec.transforms.features import with_histories, with_popularity
 
@@ -80,14 +83,33 @@ class ScoringInputs:
 
 
 def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame, item_factors: DataFrame,
-                   user_factors: DataFrame, params: ScoringParams) -> ScoringInputs:
-    """Collects the item side (one row per catalogue item) to the driver, broadcasts it once."""
+                   user_factors: DataFrame, params: ScoringParams, neighbours: bool = False) -> ScoringInputs:
+    """Collects the item side (one row per catalogue item) to the driver, broadcasts it once;
+    `neighbours` adds the co-occurrence neighbours the ranker's candidates need."""
     embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
     popularity = with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
                                            half_life_days=params.recency_half_life_days)
     item_side = (items.select(S.ITEM_ID).join(item_factors.select(S.ITEM_ID, S.FEATURES), S.ITEM_ID, "left")
                  .join(embeddings, S.ITEM_ID, "left").join(popularity, S.ITEM_ID, "left"))
-    index = build_item_index(item_side.toPandas(), mapping_ridge=ctx.cfg.recommend.mapping_ridge)
+    items_pdf = item_side.toPandas()
+    r, e = ctx.cfg.ranker, ctx.cfg.evaluate
+    # Item-item neighbours: EASE's weights when the catalogue is small enough for its items x items
+    # inverse on the driver (the stronger signal), co-occurrence cosine computed in Spark otherwise.
+    small = neighbours and 0 < len(items_pdf) <= e.ease_max_items
+    cosine = None
+    if neighbours and not small:
+        cosine = with_item_neighbours(interactions, positive_min_weight=params.positive_min_weight,
+                                      max_user_items=r.cooc_max_user_items, max_neighbours=r.cooc_max_neighbours)
+    index = build_item_index(items_pdf, mapping_ridge=ctx.cfg.recommend.mapping_ridge,
+                             neighbours_pdf=None if cosine is None else cosine.toPandas())
+    if small:
+        pairs = interactions.select(S.USER_ID, S.ITEM_ID).distinct().toPandas()
+        item_pos = pd.Index(index.item_ids).get_indexer(pairs[S.ITEM_ID])
+        user_codes, _ = pd.factorize(pairs[S.USER_ID])
+        known = item_pos >= 0
+        index = dataclasses.replace(index, neighbours=ease.ease_neighbours(
+            user_codes[known], item_pos[known], int(user_codes.max(initial=-1)) + 1, len(index.item_ids),
+            e.ease_lambda, r.cooc_max_neighbours, r.dense_neighbours_max_items))
     positions = ctx.spark.createDataFrame(pd.DataFrame({
         S.ITEM_ID: index.item_ids, S.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
     histories = with_histories(interactions, positions, user_factors)

@@ -3,6 +3,7 @@ the `recommendations` partition (it runs after the gate, so only vetted nights a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,34 +12,59 @@ from hybridrec import schema as S
 from hybridrec.config import Config, positive_min_weight
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.index import popularity_top_n
-from hybridrec.scoring.params import scoring_params
+from hybridrec.scoring.params import blend_from_config, scoring_params
 from hybridrec.steps.context import RunContext, scoring_inputs
+from hybridrec.steps.evaluation import make_holdout
+from hybridrec.steps.ranking import RankerOutcome, ranker_params, read_ranker, train_ranker, write_ranker
 from hybridrec.steps.runs import StepRecord
 from hybridrec.transforms.features import with_popularity_recommendations, with_run_columns
 
 
-def model_version(cfg: Config) -> str:
-    """Package version + a hash of every setting that changes what is scored."""
-    scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "model": cfg.embedding.model}
+def model_version(cfg: Config, ranker_hash: str | None = None) -> str:
+    """Package version + a hash of every setting that changes what is scored (+ the ranker's hash)."""
+    scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "ranker": cfg.ranker.model_dump(),
+               "model": cfg.embedding.model}
     digest = hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{__version__}+{digest}"
+    return f"{__version__}+{digest}" + (f".ranker-{ranker_hash}" if ranker_hash else ".blend")
+
+
+def night_ranker(ctx: RunContext, interactions) -> RankerOutcome:
+    """The ranker the gate stored for this night; trained (and stored) here when the gate did not run."""
+    stored = read_ranker(ctx)
+    if not ctx.cfg.ranker.enabled:
+        outcome = RankerOutcome(None, "ranker.enabled is false: the linear blend is the hybrid")
+    elif stored is not None:
+        return stored
+    else:
+        holdout = make_holdout(interactions, ctx.cfg)
+        outcome = train_ranker(ctx, holdout)
+        holdout.release()
+    if stored is None:  # every published night says which hybrid ran
+        write_ranker(ctx, outcome)
+    return outcome
 
 
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     cfg = ctx.cfg
-    params = scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds)
     interactions = ctx.read(S.INTERACTIONS).persist()  # used for popularity, histories and new users
+    ranker = night_ranker(ctx, interactions)
+    blend = dataclasses.replace(blend_from_config(cfg.recommend), ranked=ranker.model is not None)
+    params = ranker_params(scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds, blends=((S.HYBRID, blend),)),
+                           cfg, ranker.model)
     inputs = scoring_inputs(ctx, interactions=interactions, items=ctx.read(S.ITEMS),
                             item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
-                            params=params)
+                            params=params, neighbours=blend.ranked)
     hybrid = with_hybrid_recommendations(inputs.histories, inputs.index_bc, params)
     users_without_history = ctx.read(S.USERS).join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
     top_popular = ctx.spark.createDataFrame(popularity_top_n(inputs.index, params.top_n))
     popular = with_popularity_recommendations(users_without_history, top_popular)
-    rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg),
+    rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg, ranker.model_hash),
                                       run_id=ctx.run_id, ds=ctx.ds)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
     record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
     record.row_counts["items_without_embedding"] = int((~inputs.index.has_embedding).sum())
+    record.row_counts["ranker"] = int(blend.ranked)
+    record.message = ("published with the ranker: " if blend.ranked else "published with the linear blend: ") \
+        + ranker.message
     inputs.release()
     interactions.unpersist()

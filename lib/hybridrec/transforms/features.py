@@ -14,11 +14,14 @@ _HISTORY = "_history"
 
 
 def with_popularity(interactions_df: DataFrame, *, as_of_epoch_s: float, half_life_days: float) -> DataFrame:
-    """item_id, popularity: recency-decayed count of distinct users per item."""
-    per_user = interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(F.max(S.EVENT_TS).alias("_last"))
+    """item_id, popularity (recency-decayed count of distinct users per item), first_event_s (the
+    item's first interaction, epoch seconds: its age is a ranker feature)."""
+    per_user = interactions_df.groupBy(S.USER_ID, S.ITEM_ID).agg(F.max(S.EVENT_TS).alias("_last"),
+                                                                 F.min(S.EVENT_TS).alias("_first"))
     age_days = (F.lit(as_of_epoch_s) - F.unix_timestamp("_last")) / 86400.0
     decay = F.pow(F.lit(0.5), age_days / half_life_days)
-    return per_user.groupBy(S.ITEM_ID).agg(F.sum(decay).alias(S.POPULARITY))
+    return per_user.groupBy(S.ITEM_ID).agg(F.sum(decay).alias(S.POPULARITY),
+                                           F.min(F.unix_timestamp("_first")).cast("double").alias(S.FIRST_EVENT_S))
 
 
 def with_histories(interactions_df: DataFrame, item_positions_df: DataFrame, user_factors_df: DataFrame) -> DataFrame:

@@ -1,0 +1,57 @@
+"""What a user's history says, shared by the blend kernel and the ranker's candidates: the most
+recent positive items, the content profile and the recent-item query (pure numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybridrec.scoring.index import ItemIndex
+from hybridrec.scoring.params import ScoringParams
+
+
+@dataclass(frozen=True)
+class History:
+    """One user's interacted items: positions in the ItemIndex, summed weights, last event (epoch s)."""
+    pos: np.ndarray
+    weight: np.ndarray
+    ts: np.ndarray
+
+
+def positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
+    """The user's most recent positive history items (newest first) that have `mask`."""
+    keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
+    pos, weight, ts = hist.pos[keep], hist.weight[keep], hist.ts[keep]
+    recent = np.argsort(-ts, kind="stable")[:limit]
+    return pos[recent], weight[recent], ts[recent]
+
+
+def profiles_of(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Content profile per user (recency-weighted mean of centred embeddings) and its source items."""
+    profiles = np.zeros((len(histories), index.content.shape[1]), dtype=np.float32)
+    sources: list[np.ndarray] = []
+    for row, hist in enumerate(histories):
+        pos, weight, ts = positives(hist, index, p, p.profile_max_items, index.has_embedding)
+        sources.append(pos)
+        if len(pos) == 0:
+            continue
+        age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
+        w = weight * np.power(0.5, age_days / p.recency_half_life_days)
+        vec = (w[:, None] * index.content[pos]).sum(axis=0)
+        norm = np.linalg.norm(vec)
+        if norm > 0:
+            profiles[row] = vec / norm
+    return profiles, sources
+
+
+def recent_queries(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
+    """Mean unit ALS factor of each user's recent positive items (its dot with a unit item factor is
+    the mean cosine to them), and whether the user has any."""
+    out = np.zeros((len(histories), index.factors.shape[1]), dtype=np.float32)
+    present = np.zeros(len(histories), dtype=bool)
+    for row, hist in enumerate(histories):
+        pos, _, _ = positives(hist, index, p, p.recent_items, index.has_factors)
+        if len(pos):
+            out[row], present[row] = index.factors_unit[pos].mean(axis=0), True
+    return out, present

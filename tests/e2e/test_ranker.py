@@ -1,0 +1,78 @@
+"""The learned ranker in the nightly (the e2e lane: several steps on a small synthetic dataset): the
+gate trains it and measures it, recommend publishes with exactly that model, and with too little data
+the linear blend runs and every table says so."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import make_config
+from hybridrec import schema as S
+from hybridrec.io.delta import read_table
+from hybridrec.scoring.candidates import FEATURES
+from hybridrec.steps import RunContext, run_steps
+
+NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
+SYNTHETIC = ['dataset.kind="synthetic"', "synthetic.n_users=300", "synthetic.n_items=120",
+             "synthetic.n_interactions=6000", "synthetic.n_users_without_history=5", "ranker.enabled=true",
+             "ranker.models=2", "ranker.trees=40", "ranker.candidates_per_source=20", "recommend.top_n=10",
+             "recommend.new_item_slots=3", "evaluate.cold_k=10"]
+
+
+@pytest.fixture(scope="module")
+def ranked_night(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ranker") / "lakehouse"
+    ctx = RunContext(spark=spark, cfg=make_config(root, *SYNTHETIC, "gate.enabled=true", "gate.ease_margin_pct=100"),
+                     ds=NIGHT_1)
+    run_steps(ctx, ("ingest", "embed_items", "train_als", "gate", "recommend"))
+    return ctx
+
+
+def _step_rows(spark, ctx):
+    return {r["step"]: r for r in read_table(spark, ctx.root, S.RUNS)
+            .where((F.col(S.RUN_ID) == ctx.run_id) & (F.col("status") == "succeeded")).collect()}
+
+
+def test_the_gate_trains_and_measures_the_ranker_and_recommend_publishes_with_it(spark, ranked_night):
+    ctx = ranked_night
+    ranker = read_table(spark, ctx.root, S.RANKERS, ds=NIGHT_1).collect()
+    assert len(ranker) == 1 and ranker[0]["status"] == "trained" and ranker[0][S.RUN_ID] == ctx.run_id
+    assert set(ranker[0]["importances"]) == set(FEATURES)
+    assert ranker[0]["metrics"]["users_with_relevant"] >= 30
+    assert ranker[0]["model_hash"] == hashlib.sha256(ranker[0][S.MODEL].encode()).hexdigest()[:10]
+    # The gate compared the ranker (hybrid) with the linear blend and every reference.
+    strategies = {r[S.STRATEGY] for r in read_table(spark, ctx.root, S.METRICS, ds=NIGHT_1)
+                  .where(F.col(S.RUN_ID) == ctx.run_id).select(S.STRATEGY).distinct().collect()}
+    assert strategies == {"popularity", "als", "content", "blend", "hybrid", "ease"}
+    steps = _step_rows(spark, ctx)
+    assert steps["gate"]["row_counts"]["ranker_trained"] == 1 and "(ranker)" in steps["gate"]["message"]
+    assert steps["recommend"]["message"].startswith("published with the ranker")
+
+    recs = read_table(spark, ctx.root, S.RECOMMENDATIONS, ds=NIGHT_1)
+    versions = {r[S.MODEL_VERSION] for r in recs.select(S.MODEL_VERSION).distinct().collect()}
+    assert len(versions) == 1 and versions.pop().endswith(f".ranker-{ranker[0]['model_hash']}")
+    hybrid = recs.where(F.col(S.STRATEGY).isin("hybrid", "new_item"))
+    per_user = hybrid.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.max(S.RANK).alias("last"),
+                                              F.sum((F.col(S.STRATEGY) == "new_item").cast("int")).alias("new"))
+    assert per_user.count() >= 290
+    assert per_user.where((F.col("n") != F.col("last")) | (F.col("n") > 10) | (F.col("new") > 3)).count() == 0
+    seen = read_table(spark, ctx.root, S.INTERACTIONS, ds=NIGHT_1).select(S.USER_ID, S.ITEM_ID)
+    assert hybrid.join(seen, [S.USER_ID, S.ITEM_ID]).count() == 0
+
+
+def test_with_too_little_data_the_linear_blend_runs_and_says_why(spark, ranked_night):
+    cfg = make_config(ranked_night.root, *SYNTHETIC, "ranker.min_train_users=100000")  # gate off: recommend trains
+    ctx = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)
+    run_steps(ctx, ("ingest", "embed_items", "train_als", "recommend"))
+    ranker = read_table(spark, ctx.root, S.RANKERS, ds=NIGHT_2).collect()
+    assert len(ranker) == 1 and ranker[0]["status"] == "fallback" and ranker[0][S.MODEL] is None
+    assert "ranker.min_train_users is 100000" in ranker[0]["message"]
+    assert _step_rows(spark, ctx)["recommend"]["message"].startswith("published with the linear blend")
+    recs = read_table(spark, ctx.root, S.RECOMMENDATIONS, ds=NIGHT_2)
+    versions = {r[S.MODEL_VERSION] for r in recs.select(S.MODEL_VERSION).distinct().collect()}
+    assert len(versions) == 1 and versions.pop().endswith(".blend")
+    assert recs.where(F.col(S.STRATEGY) == "hybrid").count() > 0
