@@ -22,7 +22,7 @@ from topic_data import files_settings, write_topic_dataset
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
 # Hybrid == ALS-only, so the "hybrid below ALS" rule can never fire here, and the EASE rule is off (on
 # this three-topic catalogue EASE is perfect): each test controls the outcome. (tests/spark/test_metrics
-# covers both rules, tests/e2e/test_ranker the ranker as the hybrid.)
+# covers both rules, tests/e2e/test_ranker_nightly the ranker as the hybrid.)
 ALS_ONLY_HYBRID = ["recommend.als_weight=1.0", "recommend.recent_weight=0.0", "recommend.popularity_weight=0.0",
                    "recommend.content_weight=0.0", "recommend.new_item_slots=0", "evaluate.cold_k=5",
                    "gate.ease_margin_pct=100"]
