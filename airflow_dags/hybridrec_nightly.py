@@ -10,8 +10,9 @@ Computes one night of recommendations for the run's logical date (`{{ ds }}`), e
   (nothing published) when the hybrid falls below ALS alone or too far below the last published
   night. It runs before `recommend` because `recommend` *is* the publish step: it writes the
   night's `recommendations` partition in one atomic Delta commit, so analysts never see a
-  half-written or unvetted night. Trigger with `{"force": true}` to publish past the gate (recorded
-  in the `runs` table).
+  half-written or unvetted night. `ingest` refuses an input with too many quarantined rows, and
+  `recommend` checks the night against the last published one (`data_quality` table) before its
+  commit. Trigger with `{"force": true}` to go past any of these refusals (recorded in `runs`).
 * Every step replaces only its own `ds` partition, so clearing and re-running any task is safe.
 
 Settings (environment of the workers): see `hybridrec.orchestration` and the README.
@@ -32,16 +33,18 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=10), "execution_timeout": timedelta(hours=3)},
-    params={"force": Param(False, type="boolean", description="publish even if the quality gate fails")},
+    params={"force": Param(False, type="boolean",
+                           description="go past the quarantine limit, the quality gate and the guardrails")},
     tags=["hybridrec", "spark", "recommendations"],
     doc_md=__doc__,
 ):
-    ingest = spark_submit("ingest")
+    force = "--force={{ params.force }}"
+    ingest = spark_submit("ingest", force)
     embed_items = spark_submit("embed_items")
     train_als = spark_submit("train_als")
-    gate = spark_submit("gate", "--force={{ params.force }}")
+    gate = spark_submit("gate", force)
     gate.retries = 0  # a refused night is a verdict, not a transient failure
-    recommend = spark_submit("recommend")
+    recommend = spark_submit("recommend", force)
     summary = spark_submit("summary")
 
     ingest >> [embed_items, train_als] >> gate >> recommend >> summary

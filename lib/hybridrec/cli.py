@@ -32,7 +32,7 @@ def _flag(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hybridrec.steps import STEPS
+    from hybridrec.steps import FORCEABLE_STEPS, STEPS
 
     settings = argparse.ArgumentParser(add_help=False)
     settings.add_argument("--config", help="TOML file overriding the shipped defaults")
@@ -46,13 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "(same as --set lakehouse.allow_schema_migration=true)")
     force = argparse.ArgumentParser(add_help=False)
     force.add_argument("--force", type=_flag, nargs="?", const=True, default=False, metavar="true|false",
-                       help="publish even if the quality gate fails (recorded in the runs table); "
+                       help="publish even if the quality gate or a guardrail fails (recorded in the runs table); "
                             "--force=false is accepted so schedulers can template it")
     parser = argparse.ArgumentParser(prog="hybridrec", description="Nightly hybrid recommender on Spark.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", parents=[common, force], help="run every step: " + " -> ".join(STEPS))
     for step in STEPS:
-        sub.add_parser(step, parents=[common, *([force] if step == "gate" else [])], help=f"run the {step} step only")
+        sub.add_parser(step, parents=[common, *([force] if step in FORCEABLE_STEPS else [])], help=f"run the {step} step only")
     evaluate = sub.add_parser("evaluate", parents=[common],
                               help="compare popularity, ALS, content and hybrid on a holdout; writes `metrics`")
     evaluate.add_argument("--json", help="also write the results as JSON here (and a PNG chart next to it)")

@@ -89,7 +89,7 @@ class FilesConfig(_Section):
     items_format: Literal["csv", "parquet", "delta"]
     users: str
     users_format: Literal["csv", "parquet", "delta"]
-    timestamp_unit: Literal["iso", "s", "ms"]
+    timestamp_unit: Literal["iso", "s", "ms", "us"]
     positive_min_weight: float
 
 
@@ -196,6 +196,32 @@ class GateConfig(_Section):
     ease_margin_pct: float = Field(ge=0)
 
 
+class ChangeBound(_Section):
+    """Night-over-night bound on one check, relative to the last published night's value."""
+    max_drop_pct: float = Field(ge=0)
+    max_rise_pct: float = Field(ge=0)   # inf = no upper bound
+    on_breach: Literal["fail", "warn"]
+
+
+CHANGE_CHECKS = ("interactions", "users", "items", "new_item_share", "users_with_recommendations")
+
+
+class GuardrailsConfig(_Section):
+    max_quarantined_share: float = Field(ge=0, le=1)
+    max_quarantined_share_by_reason: dict[str, float] = {}
+    max_score_psi: float = Field(ge=0)
+    score_psi_on_breach: Literal["fail", "warn"]
+    change: dict[str, ChangeBound]
+
+    @model_validator(mode="after")
+    def _shares(self) -> GuardrailsConfig:
+        # (unknown checks are refused by the merge: guardrails.change's keys are those of defaults.toml)
+        bad = {k: v for k, v in self.max_quarantined_share_by_reason.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"guardrails.max_quarantined_share_by_reason: shares must lie in [0, 1], found {bad}")
+        return self
+
+
 class TuneConfig(_Section):
     ranks: list[int] = Field(min_length=1)
     reg_params: list[float] = Field(min_length=1)
@@ -221,6 +247,7 @@ class Config(_Section):
     ranker: RankerConfig
     evaluate: EvaluateConfig
     gate: GateConfig
+    guardrails: GuardrailsConfig
     tune: TuneConfig
 
     def to_json(self) -> str:
@@ -270,12 +297,16 @@ def _profile(kind: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+# Tables whose keys are the user's to choose: an override replaces them whole.
+_OPEN_TABLES = ("conf", "event_weights", "max_quarantined_share_by_reason")
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in out:
             raise ConfigError(f"{where}: unknown key {key!r}; expected one of {sorted(out)}")
-        if isinstance(out[key], dict) and isinstance(value, dict) and key != "conf" and key != "event_weights":
+        if isinstance(out[key], dict) and isinstance(value, dict) and key not in _OPEN_TABLES:
             out[key] = _merge(out[key], value, f"{where}.{key}")
         else:
             out[key] = value

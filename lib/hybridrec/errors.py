@@ -51,6 +51,18 @@ class EmptyInputError(HybridrecError, ValueError):
     """An input file or folder was read but holds no rows."""
 
 
+class InputHeaderError(HybridrecError, ValueError):
+    """An input's header repeats a column, leaves one unnamed, or mis-spells one (case, spaces, BOM)."""
+
+
+class QuarantineThresholdError(HybridrecError, ValueError):
+    """Ingest would quarantine more of an input than guardrails allow; nothing was written."""
+
+
+class GuardrailError(HybridrecError, RuntimeError):
+    """The night's inputs or outputs moved beyond the guardrails since the last published night."""
+
+
 class InputTypeError(HybridrecError, ValueError):
     """An input column has a type the pipeline cannot use as is (e.g. float ids)."""
 

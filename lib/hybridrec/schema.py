@@ -272,10 +272,33 @@ RANKERS = TableSpec(
                 "carved from the training part of the gate's holdout; recommend publishes with it.",
 )
 
+DATA_QUALITY = TableSpec(
+    name="data_quality",
+    schema=T.StructType([
+        _field(DS, T.DateType(), "Run date checked (partition).", False),
+        _field(RUN_ID, T.StringType(), "Run that checked it (the recommend step, before publishing).", False),
+        _field("check", T.StringType(), "interactions, users, items, new_item_share, users_with_recommendations "
+               "(night over night); items_quarantined_share, interactions_quarantined_share, score_psi (limits).",
+               False),
+        _field("value", T.DoubleType(), "Tonight's figure (null: score_psi without an earlier published night)."),
+        _field("baseline", T.DoubleType(), "The last published night's figure (night-over-night checks)."),
+        _field("baseline_ds", T.DateType(), "The last published night compared with (null: none)."),
+        _field("lower_bound", T.DoubleType(), "Lowest value that passes (null: none)."),
+        _field("upper_bound", T.DoubleType(), "Highest value that passes (null: none)."),
+        _field("status", T.StringType(), "passed, warned, failed (night refused), forced (failed, published with "
+               "--force) or no_baseline.", False),
+        _field("message", T.StringType(), "The check in words, with the numbers.", False),
+    ]),
+    partition_by=(DS,),
+    write_mode="replace_partition",
+    description="Guardrails on each night's inputs and outputs, one row per check per night, written before "
+                "publishing (also for a night they refused); bounds are in [guardrails].",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS,
-              RANKERS, RUNS, METRICS)
+              RANKERS, RUNS, METRICS, DATA_QUALITY)
 }
 
 

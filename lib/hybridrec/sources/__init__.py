@@ -15,7 +15,7 @@ class RawInputs:
     interactions: DataFrame   # user_id, item_id, event_ts, weight?, event_type?, source (+ extra columns)
     items: DataFrame          # item_id, title?, description?, tags?, categories?, source
     users: DataFrame | None   # user_id, source
-    timestamp_unit: str       # how event_ts strings are written: iso | s | ms
+    timestamp_unit: str       # how event_ts strings are written: iso | s | ms | us
     positive_min_weight: float
     name: str
 

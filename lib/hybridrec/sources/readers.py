@@ -8,8 +8,9 @@ from typing import Literal
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hybridrec.errors import EmptyInputError, InputTypeError, MissingColumnError, SourceNotFoundError
+from hybridrec.errors import EmptyInputError, InputHeaderError, InputTypeError, MissingColumnError, SourceNotFoundError
 from hybridrec.schema import ITEM_ID, SOURCE, USER_ID
+from hybridrec.sources.headers import header_problems
 
 SourceFormat = Literal["csv", "parquet", "delta"]
 
@@ -36,9 +37,11 @@ def read_source(
     required: list[str],
     rename: dict[str, str] | None = None,
     allow_empty: bool = False,
+    optional: tuple[str, ...] = (),
 ) -> DataFrame:
     """Read `path`, rename columns, check `required` are present and ids are strings or integers,
-    refuse an input with no rows (unless `allow_empty`), cast all to string, add `source`.
+    refuse an input with no rows (unless `allow_empty`) or a header with a repeated, unnamed or
+    mis-spelt (`optional` columns too) column, cast all to string, add `source`.
 
     Strings keep bad values intact: they are parsed later and rows that fail go to quarantine
     with the raw value, instead of being nulled by a reader's type inference.
@@ -60,6 +63,9 @@ def read_source(
             df = df.withColumnRenamed(old, new)
     if not df.columns:
         raise EmptyInputError(f"{what} input {path!r} is empty: no header and no rows")
+    problems = header_problems(df.columns, [*required, *optional])
+    if problems:
+        raise InputHeaderError(f"{what} input {path}: " + "; ".join(problems) + f"; columns read: {df.columns}")
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise MissingColumnError(f"{what} input {path}{_delimiter_hint(df.columns)}", missing, df.columns)

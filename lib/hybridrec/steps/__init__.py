@@ -19,6 +19,9 @@ from hybridrec.steps.summary import summary_step
 from hybridrec.steps.train_als import train_als_step
 
 STEPS = ("ingest", "embed_items", "train_als", "gate", "recommend", "summary")
+# Steps that can refuse a night, and so take --force: ingest (quarantined share), gate (quality),
+# recommend (night-over-night guardrails).
+FORCEABLE_STEPS = ("ingest", "gate", "recommend")
 
 STEP_FUNCTIONS: dict[str, Callable[[RunContext, StepRecord], None]] = {
     "ingest": ingest_step,
@@ -29,7 +32,7 @@ STEP_FUNCTIONS: dict[str, Callable[[RunContext, StepRecord], None]] = {
     "summary": summary_step,
 }
 
-__all__ = ["STEPS", "RunContext", "run_step", "run_steps"]
+__all__ = ["FORCEABLE_STEPS", "STEPS", "RunContext", "run_step", "run_steps"]
 
 
 def run_step(ctx: RunContext, step: str, function=None) -> StepRecord:

@@ -31,7 +31,7 @@ class RunContext:
     cfg: Config
     ds: date
     run_id: str = ""
-    force: bool = False           # publish even when the quality gate fails (recorded in `runs`)
+    force: bool = False           # go on past a refusal: quarantine share, quality gate, guardrails (recorded in `runs`)
     records: list[StepRecord] = field(default_factory=list)
     step: StepRecord | None = None  # the step running now: its claim is checked before each write
 

@@ -1,12 +1,15 @@
 """The ingest step: raw inputs in, clean `interactions`, `items`, `users` and `quarantine` out for
-the run date; read = kept + quarantined is checked per entity before the step succeeds."""
+the run date; read = kept + quarantined is checked per entity before the step succeeds. An input
+with more of its rows quarantined than guardrails allow is refused before anything is written
+(unless forced, which `runs` records)."""
 
 from __future__ import annotations
 
 import logging
 
 from hybridrec import schema as S
-from hybridrec.errors import ReconciliationError
+from hybridrec.errors import QuarantineThresholdError, ReconciliationError
+from hybridrec.quality.quarantine import ReasonCount, quarantine_breaches, quarantine_message
 from hybridrec.sources import load_raw_inputs
 from hybridrec.steps.context import RunContext
 from hybridrec.steps.runs import StepRecord
@@ -40,6 +43,7 @@ def ingest_step(ctx: RunContext, record: StepRecord) -> None:
             counts[f"{entity}_quarantined"] += row["quarantined"]
             if entity == "items":
                 counts[ingest.TEXT_TRUNCATED] = counts.get(ingest.TEXT_TRUNCATED, 0) + row[ingest.TEXT_TRUNCATED]
+    _check_quarantined_share(ctx, record, counts, items_classified, interactions_classified, raw.timestamp_unit)
     counts["items_kept"] = ctx.write(classified.items_kept, S.ITEMS)
     counts["interactions_kept"] = ctx.write(classified.interactions_kept, S.INTERACTIONS)
     counts["quarantined"] = ctx.write(classified.quarantined, S.QUARANTINE)
@@ -58,3 +62,28 @@ def ingest_step(ctx: RunContext, record: StepRecord) -> None:
         raise ReconciliationError(
             f"quarantine table got {counts['quarantined']} rows, expected "
             f"{counts['items_quarantined']} + {counts['interactions_quarantined']}")
+
+
+def _check_quarantined_share(ctx: RunContext, record: StepRecord, counts: dict[str, int], items_classified,
+                             interactions_classified, timestamp_unit: str) -> None:
+    """Refuse (raise, nothing written yet) an input whose quarantined share breaks the guardrails."""
+    g = ctx.cfg.guardrails
+    refusals = []
+    for entity, frame in (("items", items_classified), ("interactions", interactions_classified)):
+        if not counts[f"{entity}_quarantined"]:
+            continue
+        reasons = [ReasonCount(r[S.REASON], r["rows"], r["example"], r["earliest_ts"])
+                   for r in ingest.quarantine_by_reason(frame).collect()]
+        for r in reasons:
+            counts[f"{entity}_quarantined:{r.reason}"] = r.rows
+        read = counts[f"{entity}_read"]
+        breaches = quarantine_breaches(read, reasons, g.max_quarantined_share, g.max_quarantined_share_by_reason)
+        if breaches:
+            refusals.append(quarantine_message(entity, read, reasons, breaches, unit=timestamp_unit, ds=ctx.ds))
+    if not refusals:
+        return
+    if not ctx.force:
+        raise QuarantineThresholdError("ingest refused the night's input:\n" + "\n".join(refusals))
+    counts["quarantine_forced"] = 1
+    record.message = "FORCED past the quarantine limit: " + " | ".join(refusals)
+    log.warning("%s", record.message)

@@ -79,6 +79,10 @@ def train_ranker(ctx: RunContext, holdout) -> RankerOutcome:
         valid = make_holdout(holdout.train, cfg, max_users=r.max_train_users)
     except EvaluationError as exc:
         return RankerOutcome(None, f"no validation split to train the ranker on ({exc}): the linear blend is the hybrid")
+    if valid.n_users < r.min_train_users:  # checked before fitting ALS: too few users to learn from at all
+        valid.release()
+        return RankerOutcome(None, f"{valid.n_users} validation users have a relevant item, ranker.min_train_users "
+                                   f"is {r.min_train_users}: the linear blend is the hybrid")
     rows = labelled_candidates(ctx, valid)
     n_relevant = valid.n_relevant
     valid.release()

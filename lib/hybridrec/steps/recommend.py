@@ -1,5 +1,6 @@
 """The recommend step, the publish: every user's top-N for the run date in one atomic commit of
-the `recommendations` partition (it runs after the gate, so only vetted nights are published)."""
+the `recommendations` partition (it runs after the gate, so only vetted nights are published), once
+the guardrails (steps/guardrails.py) have compared the night with the last published one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hybridrec.scoring.index import popularity_top_n
 from hybridrec.scoring.params import blend_from_config, scoring_params
 from hybridrec.steps.context import RunContext, scoring_inputs
 from hybridrec.steps.evaluation import make_holdout
+from hybridrec.steps.guardrails import guard_night
 from hybridrec.steps.ranking import RankerOutcome, ranker_params, read_ranker, train_ranker, write_ranker
 from hybridrec.steps.runs import StepRecord
 from hybridrec.transforms.features import with_popularity_recommendations, with_run_columns
@@ -59,12 +61,14 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     top_popular = ctx.spark.createDataFrame(popularity_top_n(inputs.index, params.top_n))
     popular = with_popularity_recommendations(users_without_history, top_popular)
     rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg, ranker.model_hash),
-                                      run_id=ctx.run_id, ds=ctx.ds)
+                            run_id=ctx.run_id, ds=ctx.ds).persist()  # checked, then written: scored once
+    forced, warned = guard_night(ctx, record, interactions, rows)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
+    rows.unpersist()
     record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
     record.row_counts["items_without_embedding"] = int((~inputs.index.has_embedding).sum())
     record.row_counts["ranker"] = int(blend.ranked)
-    record.message = ("published with the ranker: " if blend.ranked else "published with the linear blend: ") \
-        + ranker.message
+    record.message = forced + ("published with the ranker: " if blend.ranked else "published with the linear blend: ") \
+        + ranker.message + warned
     inputs.release()
     interactions.unpersist()

@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
+from hybridrec.quality.quarantine import EPOCH_UNITS
 
 # Interaction reason codes, in the order they are checked.
 NULL_USER_ID = "null_user_id"
@@ -53,7 +54,7 @@ def _blank_to_null(c: Column) -> Column:
 def _parse_ts(raw: Column, unit: str) -> Column:
     if unit == "iso":
         return F.when(raw.rlike(_ISO_TS), F.try_to_timestamp(raw))
-    seconds = raw.try_cast("double") / (1000.0 if unit == "ms" else 1.0)
+    seconds = raw.try_cast("double") / EPOCH_UNITS[unit]
     # try_cast keeps unparseable text null; timestamp_seconds needs a finite number
     return F.when(F.isnan(seconds), None).otherwise(F.timestamp_seconds(seconds))
 
@@ -211,6 +212,16 @@ def filter_quarantined(classified_df: DataFrame, *, entity: str, run_id: str, ds
         F.lit(run_id).alias(S.RUN_ID),
         F.lit(ds).alias(S.DS),
     )
+
+
+def quarantine_by_reason(classified_df: DataFrame) -> DataFrame:
+    """reason, rows, example (the smallest raw record, so the choice is stable) and, for
+    interactions, the earliest parsed event_ts (UTC text): what ingest's guardrail message shows."""
+    # As text: a timestamp read in the wrong unit can lie past year 9999, which Python cannot hold.
+    earliest = (F.date_format(F.min(S.EVENT_TS), "yyyy-MM-dd HH:mm:ss") if S.EVENT_TS in classified_df.columns
+                else F.lit(None).cast("string"))
+    return (classified_df.where(F.col(S.REASON).isNotNull()).groupBy(S.REASON)
+            .agg(F.count(F.lit(1)).alias("rows"), F.min(_RAW_RECORD).alias("example"), earliest.alias("earliest_ts")))
 
 
 def count_by_source(classified_df: DataFrame) -> DataFrame:
