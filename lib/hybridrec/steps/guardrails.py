@@ -5,6 +5,7 @@ Called by the recommend step between scoring and its one commit of `recommendati
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date
 
 import numpy as np
@@ -24,24 +25,42 @@ log = logging.getLogger(__name__)
 _DECILES = [i / 10 for i in range(1, 10)]
 
 
-def night_figures(ctx: RunContext, interactions: DataFrame, lists: DataFrame) -> dict[str, float]:
-    """The night-over-night figures: input sizes, the catalogue's share without interactions, and the
-    share of known users that get a list."""
-    row = interactions.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(S.USER_ID).alias("users"),
-                           F.countDistinct(S.ITEM_ID).alias("items")).first()
-    n_items = ctx.read(S.ITEMS).count()
-    known_users = ctx.read(S.USERS).count()
-    with_lists = lists.select(S.USER_ID).distinct().count()
-    return {"interactions": row["n"], "users": row["users"], "items": n_items,
-            "new_item_share": 1 - row["items"] / n_items if n_items else 0.0,
-            "users_with_recommendations": with_lists / known_users if known_users else 0.0}
+def _count(df: DataFrame, name: str) -> DataFrame:
+    return df.agg(F.count(F.lit(1)).alias(name))
 
 
-def quarantined_shares(ctx: RunContext, kept: dict[str, int]) -> dict[str, float]:
-    """entity -> share of its rows read tonight that ingest quarantined."""
-    quarantined = {r[S.ENTITY]: r["n"] for r in ctx.read(S.QUARANTINE, required=False)
-                   .groupBy(S.ENTITY).agg(F.count(F.lit(1)).alias("n")).collect()}
-    return {e: quarantined.get(e, 0) / max(1, quarantined.get(e, 0) + n) for e, n in kept.items()}
+def night_figures(interactions: DataFrame, items: DataFrame, users: DataFrame, lists: DataFrame,
+                  quarantine: DataFrame | None = None) -> dict[str, float]:
+    """The night-over-night figures of one night (input sizes, the catalogue's share without
+    interactions, the share of known users that get a list) and, given the night's quarantine, the
+    rows it holds per input: one Spark job (single-row aggregates, cross-joined)."""
+    row = (interactions.agg(F.count(F.lit(1)).alias("interactions"), F.countDistinct(S.USER_ID).alias("users"),
+                            F.countDistinct(S.ITEM_ID).alias("touched"))
+           .crossJoin(_count(items, "items")).crossJoin(_count(users, "known"))
+           .crossJoin(lists.agg(F.countDistinct(S.USER_ID).alias("with_lists"))))
+    if quarantine is not None:
+        row = row.crossJoin(quarantine.agg(*[F.count(F.when(F.col(S.ENTITY) == e, 1)).alias(f"{e}_quarantined")
+                                             for e in ("interactions", "items")]))
+    r = row.first().asDict()
+    figures = {"interactions": r["interactions"], "users": r["users"], "items": r["items"],
+               "new_item_share": 1 - r["touched"] / r["items"] if r["items"] else 0.0,
+               "users_with_recommendations": r["with_lists"] / r["known"] if r["known"] else 0.0}
+    figures.update({k: v for k, v in r.items() if k.endswith("_quarantined")})
+    return {k: float(v) for k, v in figures.items()}
+
+
+def baseline_figures(ctx: RunContext, baseline_ds: date) -> dict[str, float]:
+    """The published night's figures: as `data_quality` stored them, else (a night published before
+    the table existed, or its rows removed) computed again from that night's partitions."""
+    stored = read_table(ctx.spark, ctx.root, S.DATA_QUALITY, ds=baseline_ds, required=False)
+    figures = {r["check"]: r["value"] for r in stored.collect() if r["value"] is not None}
+    if all(name in figures for name in CHANGE_CHECKS):
+        return figures
+
+    def night(spec: S.TableSpec) -> DataFrame:
+        return read_table(ctx.spark, ctx.root, spec, ds=baseline_ds)
+
+    return night_figures(night(S.INTERACTIONS), night(S.ITEMS), night(S.USERS), night(S.RECOMMENDATIONS))
 
 
 def score_histograms(ctx: RunContext, lists: DataFrame, baseline_ds: date) -> tuple[np.ndarray, np.ndarray]:
@@ -52,32 +71,27 @@ def score_histograms(ctx: RunContext, lists: DataFrame, baseline_ds: date) -> tu
     before = hybrid(read_table(ctx.spark, ctx.root, S.RECOMMENDATIONS, ds=baseline_ds))
     edges = sorted(set(before.approxQuantile(S.SCORE, _DECILES, 0.001)))
     bucketizer = Bucketizer(splits=[-np.inf, *edges, np.inf], inputCol=S.SCORE, outputCol="bin")
-
-    def counts(df: DataFrame) -> np.ndarray:
-        out = np.zeros(len(edges) + 1)
-        for r in bucketizer.transform(df).groupBy("bin").count().collect():
-            out[int(r["bin"])] = r["count"]
-        return out
-
-    return counts(before), counts(hybrid(lists))
+    both = before.withColumn("tonight", F.lit(False)).unionByName(hybrid(lists).withColumn("tonight", F.lit(True)))
+    counts = np.zeros((2, len(edges) + 1))
+    for r in bucketizer.transform(both).groupBy("tonight", "bin").count().collect():
+        counts[int(r["tonight"]), int(r["bin"])] = r["count"]
+    return counts[0], counts[1]
 
 
 def night_checks(ctx: RunContext, interactions: DataFrame, lists: DataFrame) -> tuple[list[G.CheckResult], date | None]:
     """Every guardrail's result for tonight, and the published night it compared with."""
     g = ctx.cfg.guardrails
-    figures = night_figures(ctx, interactions, lists)
+    quarantine = ctx.read(S.QUARANTINE, required=False)
+    figures = night_figures(interactions, ctx.read(S.ITEMS), ctx.read(S.USERS), lists, quarantine)
     published = [d for d in partitions(ctx.spark, ctx.root, S.RECOMMENDATIONS) if d < ctx.ds]
     baseline_ds = published[-1] if published else None
-    baseline = {}
-    if baseline_ds is not None:
-        stored = read_table(ctx.spark, ctx.root, S.DATA_QUALITY, ds=baseline_ds, required=False)
-        baseline = {r["check"]: r["value"] for r in stored.collect() if r["value"] is not None}
-    results = [G.change_check(name, float(figures[name]), baseline.get(name), g.change[name])
+    baseline = {} if baseline_ds is None else baseline_figures(ctx, baseline_ds)
+    results = [G.change_check(name, figures[name], baseline.get(name), g.change[name])
                for name in CHANGE_CHECKS if name in g.change]
-    kept = {"interactions": int(figures["interactions"]), "items": int(figures["items"])}
-    for entity, share in quarantined_shares(ctx, kept).items():
-        results.append(G.limit_check(f"{entity}_quarantined_share", share, g.max_quarantined_share, "fail",
-                                     "guardrails.max_quarantined_share"))
+    for entity in ("interactions", "items"):  # read tonight = kept + quarantined
+        bad = figures[f"{entity}_quarantined"]
+        results.append(G.limit_check(f"{entity}_quarantined_share", bad / max(1.0, bad + figures[entity]),
+                                     g.max_quarantined_share, "fail", "guardrails.max_quarantined_share"))
     if baseline_ds is None:
         results.append(G.CheckResult(G.SCORE_PSI, None, G.NO_BASELINE, "score_psi: no earlier published night"))
     else:
@@ -89,7 +103,10 @@ def night_checks(ctx: RunContext, interactions: DataFrame, lists: DataFrame) -> 
 def guard_night(ctx: RunContext, record: StepRecord, interactions: DataFrame, lists: DataFrame) -> tuple[str, str]:
     """Check, store in `data_quality`, and raise GuardrailError on a failure unless forced; returns
     notes for the step's message: (what was forced, what warned), '' when nothing."""
+    started = time.perf_counter()
     results, baseline_ds = night_checks(ctx, interactions, lists)
+    log.info("guardrails: %d checks against %s in %.1f s", len(results), baseline_ds or "no earlier night",
+             time.perf_counter() - started)
     results, failures = G.verdict(results, ctx.force)
     rows = [{S.DS: ctx.ds, S.RUN_ID: ctx.run_id, "check": r.check, "value": r.value, "baseline": r.baseline,
              "baseline_ds": baseline_ds if r.baseline is not None else None, "lower_bound": r.lower_bound,
