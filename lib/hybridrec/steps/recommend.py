@@ -62,6 +62,7 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     popular = with_popularity_recommendations(users_without_history, top_popular)
     rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg, ranker.model_hash),
                             run_id=ctx.run_id, ds=ctx.ds).persist()  # checked, then written: scored once
+    rows.count()  # scored here, so the guardrails' time (logged) is theirs alone
     forced, warned = guard_night(ctx, record, interactions, rows)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
     rows.unpersist()
