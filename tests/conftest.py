@@ -20,6 +20,7 @@ TEST_SETTINGS = [
     "recommend.new_item_slots=1",
     "gate.enabled=false",  # tests that exercise the gate turn it on
     "ranker.enabled=false",  # the linear blend: known answers; tests of the ranker turn it on
+    "guardrails.enabled=false",  # a night-over-night check per recommend; tests of the guardrails turn it on
     "als.rank=4",
     "als.max_iter=5",
     # The hashing stand-in for the text model: tests where the model is not the point skip loading it
@@ -75,7 +76,7 @@ def published_lakehouse(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("published")
     root = str(base / "lakehouse")
     settings = [f'lakehouse.root="{root}"', *files_settings(write_topic_dataset(base / "input")), "evaluate.cold_k=5",
-                *REAL_MODEL]
+                "guardrails.enabled=true", *REAL_MODEL]  # the notebooks chart data_quality
     for ds in PUBLISHED_NIGHTS:
         ctx = RunContext(spark=spark, cfg=make_config(root, *settings), ds=date.fromisoformat(ds))
         run_steps(ctx, STEPS)

@@ -207,6 +207,7 @@ CHANGE_CHECKS = ("interactions", "users", "items", "new_item_share", "users_with
 
 
 class GuardrailsConfig(_Section):
+    enabled: bool
     max_quarantined_share: float = Field(ge=0, le=1)
     max_quarantined_share_by_reason: dict[str, float] = {}
     max_score_psi: float = Field(ge=0)

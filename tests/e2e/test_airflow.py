@@ -104,7 +104,9 @@ def test_dags_parse_with_the_expected_graph_and_arguments(airflow_env):
         assert spec["application_args"][:4] == ["--ds", "{{ ds }}", "--config", env["HYBRIDREC_CONFIG"]]
         assert spec["conn_id"] == "hybridrec_spark" and spec["timeout_s"] == 3 * 3600
         assert "delta-spark_4.2_2.13-4.4.0.jar" in spec["jars"] and "hybridrec-jvm-" in spec["jars"]
-    assert nightly["tasks"]["gate"]["application_args"][-1] == "--force={{ params.force }}"
+    for step in ("ingest", "gate", "recommend"):  # the steps that can refuse a night take the override
+        assert nightly["tasks"][step]["application_args"][-1] == "--force={{ params.force }}"
+    assert "--force={{ params.force }}" not in nightly["tasks"]["train_als"]["application_args"]
     assert nightly["tasks"]["gate"]["retries"] == 0 and nightly["tasks"]["ingest"]["retries"] == 2
     assert (nightly["schedule"], backfill["schedule"]) == ("@daily", "None")
     assert backfill["params"] == ["end", "start"]

@@ -56,10 +56,10 @@ QUARANTINE_CASES = {
 }
 
 
-def _config(tmp_path: Path, *extra: str, interactions: Path = GOOD_INTERACTIONS, items: Path = GOOD_ITEMS,
+def _config(tmp_path: Path, *, interactions: Path = GOOD_INTERACTIONS, items: Path = GOOD_ITEMS,
             interactions_format: str = "csv"):
     return make_config(tmp_path / "lh", 'dataset.kind="files"', f'files.interactions="{interactions}"',
-                       f'files.items="{items}"', f'files.interactions_format="{interactions_format}"', *extra)
+                       f'files.items="{items}"', f'files.interactions_format="{interactions_format}"')
 
 
 def _fixture(spec, tmp_path: Path) -> Path:
@@ -98,8 +98,7 @@ def test_the_ingest_step_records_per_source_counts_in_runs(spark, tmp_path):
     """The audit trail, read back from the `runs` table, for one bad-input file run through the step."""
     entity, fixture, expected_reasons, expected_kept = "interactions", FIXTURES / "bad_timestamps.csv", \
         QUARANTINE_CASES["timestamps"][2], QUARANTINE_CASES["timestamps"][3]
-    # 4 of 5 rows are bad: the guardrail on the quarantined share is lifted, this test is about the counts
-    cfg = _config(tmp_path, "guardrails.max_quarantined_share=1.0", interactions=fixture)
+    cfg = _config(tmp_path, interactions=fixture)
     ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
     run_steps(ctx, ("ingest",))
     quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, ds=DS.isoformat()).collect()

@@ -101,8 +101,7 @@ def test_ingest_step_quarantines_and_reconciles(spark, tmp_path):
     ]
     paths = write_topic_dataset(tmp_path / "in", extra_interactions=bad,
                                 extra_items=[{"item_id": "blank", "title": " ", "description": "", "tags": ""}])
-    # 3 of 39 interactions (7.7%) are bad: above the default limit of 5%, so this test raises it
-    cfg = make_config(tmp_path / "lh", *files_settings(paths), "guardrails.max_quarantined_share=0.1")
+    cfg = make_config(tmp_path / "lh", *files_settings(paths))
     ctx = RunContext(spark=spark, cfg=cfg, ds=DS)
     run_steps(ctx, ("ingest",))
     quarantine = read_table(spark, cfg.lakehouse.root, S.QUARANTINE, ds=DS.isoformat())

@@ -22,6 +22,11 @@ from topic_data import files_settings, write_topic_dataset
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
 INGEST_TABLES = (S.INTERACTIONS, S.ITEMS, S.USERS, S.QUARANTINE)
+def _guarded(root, *settings):
+    """The test settings with the guardrails on (TEST_SETTINGS turns them off for other tests)."""
+    return make_config(root, "guardrails.enabled=true", *settings)
+
+
 CHECKS = {"interactions", "users", "items", "new_item_share", "users_with_recommendations",
           "interactions_quarantined_share", "items_quarantined_share", "score_psi"}
 
@@ -40,7 +45,7 @@ def _rewrite_interactions(paths: dict, change) -> dict:
 def ingested(spark, tmp_path_factory):
     """A lakehouse with night 1 ingested from the good topic dataset."""
     base = tmp_path_factory.mktemp("ingested")
-    cfg = make_config(base / "lh", *files_settings(write_topic_dataset(base / "good")))
+    cfg = _guarded(base / "lh", *files_settings(write_topic_dataset(base / "good")))
     run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_1), ("ingest",))
     return base
 
@@ -70,7 +75,7 @@ BAD_INPUTS = {
 def test_a_mostly_quarantined_input_is_refused_at_ingest_and_no_table_changes(spark, ingested, tmp_path, case):
     change, settings, expected = BAD_INPUTS[case]
     paths = _rewrite_interactions(write_topic_dataset(tmp_path / "in"), change)
-    cfg = make_config(ingested / "lh", *files_settings(paths), *settings)
+    cfg = _guarded(ingested / "lh", *files_settings(paths), *settings)
     before = _versions(spark, cfg.lakehouse.root)
     with pytest.raises(QuarantineThresholdError) as refused:
         run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_2), ("ingest",))
@@ -87,7 +92,7 @@ def test_a_mostly_quarantined_input_is_refused_at_ingest_and_no_table_changes(sp
 def test_force_ingests_past_the_limit_and_runs_records_it(spark, ingested, tmp_path):
     change, settings, _ = BAD_INPUTS["milliseconds"]
     paths = _rewrite_interactions(write_topic_dataset(tmp_path / "in"), change)
-    cfg = make_config(ingested / "lh", *files_settings(paths), *settings)
+    cfg = _guarded(ingested / "lh", *files_settings(paths), *settings)
     ctx = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2, force=True)
     run_steps(ctx, ("ingest",))
     counts = ctx.records[0].row_counts
@@ -115,7 +120,7 @@ def test_header_problems_are_named_and_no_table_changes(spark, ingested, tmp_pat
     text, expected = HEADERS[case]
     paths = write_topic_dataset(tmp_path / "in")
     paths["interactions"].write_text(text, encoding="utf-8")
-    cfg = make_config(ingested / "lh", *files_settings(paths))
+    cfg = _guarded(ingested / "lh", *files_settings(paths))
     before = _versions(spark, cfg.lakehouse.root)
     with pytest.raises(InputHeaderError) as refused:
         run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_2), ("ingest",))
@@ -142,7 +147,7 @@ def _quality(spark, root, ds):
 
 def test_a_night_whose_interactions_halve_is_refused_then_forced(spark, tmp_path):
     root = tmp_path / "lh"
-    cfg = make_config(root, *files_settings(write_topic_dataset(tmp_path / "night1")))
+    cfg = _guarded(root, *files_settings(write_topic_dataset(tmp_path / "night1")))
     run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_1), NIGHT_STEPS)
     first = _quality(spark, str(root), NIGHT_1)
     assert set(first) == CHECKS and {r["status"] for r in first.values()} <= {"no_baseline", "passed"}
@@ -154,7 +159,7 @@ def test_a_night_whose_interactions_halve_is_refused_then_forced(spark, tmp_path
 
     # Night 2: only the first half of the interactions (six of the twelve fans) arrive.
     half = _rewrite_interactions(write_topic_dataset(tmp_path / "night2"), lambda f: f.head(18))
-    cfg = make_config(root, *files_settings(half))
+    cfg = _guarded(root, *files_settings(half))
     published = table_version(spark, str(root), S.RECOMMENDATIONS)
     with pytest.raises(GuardrailError) as refused:
         run_steps(RunContext(spark=spark, cfg=cfg, ds=NIGHT_2), NEXT_NIGHT_STEPS)

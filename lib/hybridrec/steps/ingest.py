@@ -68,6 +68,8 @@ def _check_quarantined_share(ctx: RunContext, record: StepRecord, counts: dict[s
                              interactions_classified, timestamp_unit: str) -> None:
     """Refuse (raise, nothing written yet) an input whose quarantined share breaks the guardrails."""
     g = ctx.cfg.guardrails
+    if not g.enabled:
+        return
     refusals = []
     for entity, frame in (("items", items_classified), ("interactions", interactions_classified)):
         if not counts[f"{entity}_quarantined"]:

@@ -61,9 +61,12 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     top_popular = ctx.spark.createDataFrame(popularity_top_n(inputs.index, params.top_n))
     popular = with_popularity_recommendations(users_without_history, top_popular)
     rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg, ranker.model_hash),
-                            run_id=ctx.run_id, ds=ctx.ds).persist()  # checked, then written: scored once
-    rows.count()  # scored here, so the guardrails' time (logged) is theirs alone
-    forced, warned = guard_night(ctx, record, interactions, rows)
+                            run_id=ctx.run_id, ds=ctx.ds)
+    forced = warned = ""
+    if cfg.guardrails.enabled:
+        rows = rows.persist()  # checked, then written: scored once
+        rows.count()  # scored here, so the guardrails' time (logged) is theirs alone
+        forced, warned = guard_night(ctx, record, interactions, rows)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
     rows.unpersist()
     record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
