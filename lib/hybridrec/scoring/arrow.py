@@ -41,10 +41,7 @@ def with_hybrid_recommendations(
                 item_ids = pa.array(index.item_ids, type=schema.field(S.ITEM_ID).type)
             for start in range(0, batch.num_rows, block):
                 part = batch.slice(start, block)
-                pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
-                                   ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
-                histories = [History(*h) for h in zip(pos, weight, ts, strict=True)]
-                rows = score_rows(_list_rows(part.column(S.FEATURES), np.float32), histories, index, params)
+                rows = score_rows(_list_rows(part.column(S.FEATURES), np.float32), _histories(part), index, params)
                 yield _arrow_rows(rows, part.column(S.USER_ID), item_ids, schema)
 
     return histories_df.mapInArrow(score_partition, S.SCORED_SCHEMA)
@@ -64,10 +61,7 @@ def with_candidate_features(histories_df: DataFrame, index_bc: Broadcast, params
         for batch in batches:
             for start in range(0, batch.num_rows, block):
                 part = batch.slice(start, block)
-                pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
-                                   ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
-                histories = [History(*h) for h in zip(pos, weight, ts, strict=True)]
-                c = candidates(_list_rows(part.column(S.FEATURES), np.float32), histories, index, params)
+                c = candidates(_list_rows(part.column(S.FEATURES), np.float32), _histories(part), index, params)
                 offsets = pa.array(np.arange(len(c.rows) + 1, dtype=np.int32) * len(FEATURES))
                 features = pa.ListArray.from_arrays(offsets, pa.array(c.features.ravel(), type=pa.float32()))
                 yield pa.RecordBatch.from_arrays(
@@ -75,6 +69,13 @@ def with_candidate_features(histories_df: DataFrame, index_bc: Broadcast, params
                      pa.array(c.is_new), features], names=["user_id", "item_id", "is_new", "features"])
 
     return histories_df.mapInArrow(candidate_partition, CANDIDATE_SCHEMA)
+
+
+def _histories(part: pa.RecordBatch) -> list[History]:
+    """Each user's history in a batch of transforms.features.with_histories rows."""
+    pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
+                       ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
+    return [History(*h) for h in zip(pos, weight, ts, strict=True)]
 
 
 def _list_rows(column: pa.Array, dtype: type) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ from scipy import sparse
 
 from hybridrec.scoring.index import ItemIndex
 from hybridrec.scoring.params import ScoringParams
-from hybridrec.scoring.profiles import History, profiles_of, recent_queries
+from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
 
 SOURCES = ("als", "recent", "cooc", "content", "popularity")
 FEATURES = (*[f"{s}{suffix}" for s in SOURCES for suffix in ("", "_z", "_rank")], "mapped", "mapped_rank",
@@ -91,10 +91,7 @@ def _dense(m) -> np.ndarray:
 
 def candidates(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams) -> Candidates:
     n_users, n_items = len(histories), len(index.item_ids)
-    has_user = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
-    user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
-    if has_user.any():
-        user_factors[has_user] = np.stack([f for f in factors if f is not None and len(f) > 0])
+    user_factors, has_user = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
     no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
     recent_q, has_recent = recent_queries(histories, index, p)

@@ -38,7 +38,7 @@ from hybridrec.scoring import retrieval
 from hybridrec.scoring.candidates import candidates
 from hybridrec.scoring.index import ItemIndex, Moments
 from hybridrec.scoring.params import Blend, ScoringParams
-from hybridrec.scoring.profiles import History, profiles_of, recent_queries
+from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
 from hybridrec.scoring.ranker import ranked_lists
 
 
@@ -196,10 +196,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     """score_block's rows, before user and item ids are attached."""
     n_users = len(histories)
     spaces = _spaces(index)
-    has_user_factors = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
-    user_factors = np.zeros((n_users, index.factors.shape[1]), dtype=np.float32)
-    if has_user_factors.any():
-        user_factors[has_user_factors] = np.stack([f for f in factors if f is not None and len(f) > 0])
+    user_factors, has_user_factors = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
     no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
     seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),

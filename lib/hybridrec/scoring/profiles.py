@@ -19,6 +19,15 @@ class History:
     ts: np.ndarray
 
 
+def user_factor_matrix(factors: list, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_users x rank float32 factors, has-factors mask): users without ALS factors get zero rows."""
+    has = np.array([f is not None and len(f) > 0 for f in factors], dtype=bool)
+    matrix = np.zeros((len(factors), rank), dtype=np.float32)
+    if has.any():
+        matrix[has] = np.stack([f for f in factors if f is not None and len(f) > 0])
+    return matrix, has
+
+
 def positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mask: np.ndarray):
     """The user's most recent positive history items (newest first) that have `mask`."""
     keep = (hist.weight >= p.positive_min_weight) & mask[hist.pos]
