@@ -65,20 +65,18 @@ def ranking_metrics(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFr
                     (F.col(f"ap_{k}") / F.least(F.col(N_RELEVANT), F.lit(k))).alias(f"map_{k}"),
                     (hits_k > 0).cast("double").alias(f"hit_rate_{k}")]
     per_user = per_user.select(*columns)
+    # One aggregation for every segment (a union of three would recompute per_user's joins three times).
     names = ("precision", "recall", "ndcg", "map", "hit_rate")
-    out = []
+    aggs, rows = [], []
     for segment, keep in ((SEGMENT_ALL, F.lit(True)), (SEGMENT_LIGHT, F.col(IS_LIGHT))):
-        means = [F.avg(F.when(keep, F.col(f"{m}_{k}"))).alias(f"{m}_{k}") for k in ks for m in names]
-        agg = per_user.groupBy(S.STRATEGY).agg(*means, F.count(F.when(keep, 1)).alias("users"))
-        rows = [(segment, m, k, F.coalesce(F.col(f"{m}_{k}"), F.lit(0.0))) for k in ks for m in names]
-        out.append(_long(agg, [*rows, (segment, "users", 0, F.col("users"))]))
-    cold = per_user.groupBy(S.STRATEGY).agg(F.avg("cold_recall").alias("r"), F.count("cold_recall").alias("n"))
-    out.append(_long(cold, [(SEGMENT_COLD, "recall", cold_k, F.coalesce(F.col("r"), F.lit(0.0))),
-                            (SEGMENT_COLD, "users", 0, F.col("n"))]))
-    result = out[0]
-    for df in out[1:]:
-        result = result.unionByName(df)
-    return result
+        aggs += [F.avg(F.when(keep, F.col(f"{m}_{k}"))).alias(f"{segment}_{m}_{k}") for k in ks for m in names]
+        aggs.append(F.count(F.when(keep, 1)).alias(f"{segment}_users"))
+        rows += [(segment, m, k, F.coalesce(F.col(f"{segment}_{m}_{k}"), F.lit(0.0))) for k in ks for m in names]
+        rows.append((segment, "users", 0, F.col(f"{segment}_users")))
+    aggs += [F.avg("cold_recall").alias("cold_r"), F.count("cold_recall").alias("cold_n")]
+    rows += [(SEGMENT_COLD, "recall", cold_k, F.coalesce(F.col("cold_r"), F.lit(0.0))),
+             (SEGMENT_COLD, "users", 0, F.col("cold_n"))]
+    return _long(per_user.groupBy(S.STRATEGY).agg(*aggs), rows)
 
 
 def beyond_accuracy_metrics(recs_df: DataFrame, train_df: DataFrame, embeddings_df: DataFrame, *,
