@@ -119,7 +119,7 @@ def test_gate_passes_and_records_why_on_a_sample_of_users(spark, lakehouse):
     full.release()
     cfg = make_config("unused", *settings, "gate.enabled=true", "gate.max_users=3")
     ctx = RunContext(spark=spark, cfg=cfg, ds=date(2026, 11, 20))  # no earlier published night to compare with
-    run_steps(ctx, ("ingest", "train_als", "gate"))
+    run_steps(ctx, ("ingest", "gate"))  # the gate fits its own ALS on the holdout's training part
     gate = _runs(spark, ctx.cfg.lakehouse.root, ctx.run_id)["gate"]
     assert gate["status"] == "succeeded" and gate["message"].startswith("gate passed")
     # The gate scored only its sample (what keeps it linear in users at scale).
