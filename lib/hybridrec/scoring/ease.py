@@ -18,13 +18,14 @@ def interaction_matrix(user_pos: np.ndarray, item_pos: np.ndarray, n_users: int,
     return x
 
 
-def ease_weights(x: np.ndarray, lam: float) -> np.ndarray:
-    """Items x items weights B (float32, zero diagonal) for the binary matrix `x`."""
+def ease_weights(x, lam: float) -> np.ndarray:
+    """Items x items weights B (float32, zero diagonal) for the binary matrix `x` (numpy or scipy sparse)."""
     if lam <= 0:
         raise ValueError(f"EASE lambda must be > 0, got {lam}")
     # float32 throughout: the lambda on the diagonal keeps the matrix well conditioned, and two
     # items x items matrices at 4 bytes are what evaluate.ease_max_items is sized for.
     gram = x.T @ x
+    gram = np.asarray(gram.toarray() if hasattr(gram, "toarray") else gram, dtype=np.float32)
     gram[np.diag_indices_from(gram)] += np.float32(lam)
     b = np.linalg.inv(gram)
     b /= -np.diag(b)[np.newaxis, :]
@@ -57,11 +58,7 @@ def ease_neighbours(user_pos: np.ndarray, item_pos: np.ndarray, n_users: int, n_
 
     x = sparse.csr_matrix((np.ones(len(user_pos), np.float32), (user_pos, item_pos)), shape=(n_users, n_items))
     x.data[:] = 1.0  # repeated pairs count once
-    gram = (x.T @ x).toarray().astype(np.float32)
-    gram[np.diag_indices_from(gram)] += np.float32(lam)
-    b = np.linalg.inv(gram)
-    b /= -np.diag(b)[np.newaxis, :]
-    np.fill_diagonal(b, 0.0)
+    b = ease_weights(x, lam)
     if n_items <= dense_max_items:
         return b
     keep = min(keep, n_items)
