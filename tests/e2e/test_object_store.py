@@ -1,7 +1,9 @@
 """The lakehouse on object storage: a real S3-compatible server on loopback (moto), `lakehouse.root =
 s3a://bucket/prefix`, credentials and path-style access through configuration. The nightly, re-runs,
 time travel, the catalog, vacuum and the readers without Spark pass the same checks as on local
-disk; two drivers committing to one table at once are kept apart by S3 conditional writes."""
+disk; two drivers committing to one table at once are kept apart by S3 conditional writes. (Two
+nights side by side, each re-run replacing only its own partition, are checked on local disk: the same
+Delta code, only the file system differs.)"""
 
 from __future__ import annotations
 
@@ -19,42 +21,41 @@ from conftest import TEST_SETTINGS, make_config
 from hybridrec import analytics
 from hybridrec import schema as S
 from hybridrec.io.delta import read_table
-from hybridrec.io.maintenance import vacuum_lakehouse
+from hybridrec.io.maintenance import vacuum_table
 from hybridrec.io.storage import table_path
 from hybridrec.steps import STEPS, RunContext, run_steps
 from object_store import ACCESS_KEY, SECRET_KEY
 from topic_data import TOPICS, USERS_PER_TOPIC, files_settings, write_topic_dataset
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
+NIGHT = NIGHT_2
 TOP_N = 5
 USERS = len(TOPICS) * USERS_PER_TOPIC + 1
 
 
 @pytest.fixture(scope="module")
 def s3_lakehouse(spark, s3_server, tmp_path_factory):
-    """Two nights published to s3a://<bucket>/lake, then night 2 re-run (recommend)."""
+    """One night published to s3a://<bucket>/lake, then its recommend step re-run."""
     base = tmp_path_factory.mktemp("s3-lakehouse")
     bucket = s3_server.new_bucket()
     root = f"s3a://{bucket}/lake"
     cfg = make_config(root, *s3_server.settings(root)[1:], *files_settings(write_topic_dataset(base / "input")))
-    nights = [RunContext(spark=spark, cfg=cfg, ds=d) for d in (NIGHT_1, NIGHT_2)]
-    for ctx in nights:
-        run_steps(ctx, STEPS)
-    first = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
-    rerun = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)
+    night = RunContext(spark=spark, cfg=cfg, ds=NIGHT)
+    run_steps(night, STEPS)
+    first = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT).collect()
+    rerun = RunContext(spark=spark, cfg=cfg, ds=NIGHT)
     run_steps(rerun, ("recommend",))
-    return {"cfg": cfg, "root": root, "bucket": bucket, "run_ids": [c.run_id for c in (*nights, rerun)],
-            "first": first}
+    return {"cfg": cfg, "root": root, "bucket": bucket, "run_ids": [night.run_id, rerun.run_id], "first": first}
 
 
 def test_the_nightly_publishes_full_unseen_lists_to_object_storage(spark, s3_server, s3_lakehouse):
     root, bucket = s3_lakehouse["root"], s3_lakehouse["bucket"]
-    recs = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
+    recs = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT).collect()
     ranks: dict[str, list[int]] = {}
     for r in recs:
         ranks.setdefault(r[S.USER_ID], []).append(r[S.RANK])
     assert len(ranks) == USERS and all(sorted(v) == list(range(1, TOP_N + 1)) for v in ranks.values())
-    seen = {(r[S.USER_ID], r[S.ITEM_ID]) for r in read_table(spark, root, S.INTERACTIONS, ds=NIGHT_2).collect()}
+    seen = {(r[S.USER_ID], r[S.ITEM_ID]) for r in read_table(spark, root, S.INTERACTIONS, ds=NIGHT).collect()}
     assert seen and not seen & {(r[S.USER_ID], r[S.ITEM_ID]) for r in recs}
     keys = s3_server.keys(bucket, "lake/recommendations/")
     assert any(k.startswith("lake/recommendations/_delta_log/") for k in keys)
@@ -62,8 +63,8 @@ def test_the_nightly_publishes_full_unseen_lists_to_object_storage(spark, s3_ser
 
 
 def test_a_rerun_is_one_new_version_with_the_same_rows_and_the_old_one_stays_readable(spark, s3_lakehouse):
-    root, (night_1, night_2, rerun) = s3_lakehouse["root"], s3_lakehouse["run_ids"]
-    now = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT_2).collect()
+    root, (night, rerun) = s3_lakehouse["root"], s3_lakehouse["run_ids"]
+    now = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHT).collect()
 
     def lists(rows):
         return sorted((r[S.USER_ID], r[S.RANK], r[S.ITEM_ID]) for r in rows)
@@ -71,13 +72,13 @@ def test_a_rerun_is_one_new_version_with_the_same_rows_and_the_old_one_stays_rea
     assert lists(now) == lists(s3_lakehouse["first"]) and {r[S.RUN_ID] for r in now} == {rerun}
     history = spark.sql("DESCRIBE HISTORY hybridrec.recommendations").orderBy("version").collect()
     tagged = [(h["version"], json.loads(h["userMetadata"])["run_id"]) for h in history if h["userMetadata"]]
-    assert [run for _, run in tagged] == [night_1, night_2, rerun]  # three commits carrying run ids
-    replaced = tagged[1][0]
+    assert [run for _, run in tagged] == [night, rerun]  # two commits carrying run ids
+    replaced = tagged[0][0]
     before = spark.sql(f"SELECT DISTINCT run_id FROM hybridrec.recommendations VERSION AS OF {replaced} "
                        "WHERE ds = DATE'2026-11-22'").collect()
-    assert [r[0] for r in before] == [night_2]
+    assert [r[0] for r in before] == [night]
     latest = spark.sql("SELECT count(*), min(ds) FROM hybridrec.recommendations_latest").first()
-    assert tuple(latest) == (USERS * TOP_N, NIGHT_2)
+    assert tuple(latest) == (USERS * TOP_N, NIGHT)
 
 
 def test_readers_without_spark_read_the_same_versions_from_object_storage(spark, s3_lakehouse):
@@ -88,24 +89,25 @@ def test_readers_without_spark_read_the_same_versions_from_object_storage(spark,
     spark_version = DeltaTable.forPath(spark, table_path(root, "recommendations")).history(1).first()["version"]
     assert rust.version() == spark_version
     con = analytics.duckdb_connection(lake)
-    assert con.execute("SELECT count(*), min(ds) FROM recommendations_latest").fetchone() == (USERS * TOP_N, NIGHT_2)
-    previous = analytics.read_pandas(lake, S.RECOMMENDATIONS, ds=NIGHT_2, version=spark_version - 1)
-    assert set(previous[S.RUN_ID]) == {s3_lakehouse["run_ids"][1]}
-    assert analytics.published_days(lake) == [NIGHT_1, NIGHT_2]
+    assert con.execute("SELECT count(*), min(ds) FROM recommendations_latest").fetchone() == (USERS * TOP_N, NIGHT)
+    previous = analytics.read_pandas(lake, S.RECOMMENDATIONS, ds=NIGHT, version=spark_version - 1)
+    assert set(previous[S.RUN_ID]) == {s3_lakehouse["run_ids"][0]}
+    assert analytics.published_days(lake) == [NIGHT]
 
 
 def test_vacuum_on_object_storage_deletes_only_what_no_kept_version_needs(spark, s3_server, s3_lakehouse):
     root, bucket = s3_lakehouse["root"], s3_lakehouse["bucket"]
     live = set(DeltaTable.forPath(spark, table_path(root, "recommendations")).toDF().inputFiles())
-    dry = {r.table: r for r in vacuum_lakehouse(spark, root, retention_hours=0, dry_run=True, min_retention_hours=0)}
-    replaced = dry["recommendations"].files
+    # One table: listing and deleting on S3 is what differs from local disk (vacuum_lakehouse's walk over
+    # every table is checked there, tests/spark/test_schema_security.py).
+    replaced = vacuum_table(spark, root, "recommendations", retention_hours=0, dry_run=True).files
     assert replaced and all(f.startswith("ds=2026-11-22/") for f in replaced)  # the re-run's predecessor
     assert all(f"lake/recommendations/{f}" in s3_server.keys(bucket, "lake/recommendations/") for f in replaced)
-    vacuum_lakehouse(spark, root, retention_hours=0, dry_run=False, min_retention_hours=0)
+    vacuum_table(spark, root, "recommendations", retention_hours=0, dry_run=False)
     keys = s3_server.keys(bucket, "lake/recommendations/")
     assert not any(f"lake/recommendations/{f}" in keys for f in replaced)
     assert live == set(DeltaTable.forPath(spark, table_path(root, "recommendations")).toDF().inputFiles())
-    assert read_table(spark, root, S.RECOMMENDATIONS).count() == 2 * USERS * TOP_N
+    assert read_table(spark, root, S.RECOMMENDATIONS).count() == USERS * TOP_N
 
 
 def test_the_log_store_refuses_a_second_writer_of_one_commit(spark, s3_server):
