@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import date
 
 import pytest
@@ -132,30 +131,22 @@ def _ingest_process(s3_server, root: str, ds: date, inputs: list[str], tmp_path,
                             env=cold_drivers.environ())
 
 
-def test_two_drivers_at_once_two_dates_both_land_one_date_one_wins(spark, s3_server, cold_drivers, tmp_path):
-    """Two spark applications (two drivers) ingest into one lakehouse on S3 at the same time."""
+def test_two_drivers_at_once_on_two_dates_both_land(spark, s3_server, cold_drivers, tmp_path):
+    """Two spark applications (two drivers) ingest into one lakehouse on S3 at the same time: they race
+    for the same Delta versions of every table, and S3's conditional PUT keeps every commit of both.
+    (A second run of the same date taking the step over is product logic, not storage: tests/spark/test_faults.)"""
     inputs = files_settings(write_topic_dataset(tmp_path / "input"))
     root = f"s3a://{s3_server.new_bucket()}/lake"
     both = [_ingest_process(s3_server, root, ds, inputs, tmp_path, cold_drivers) for ds in (NIGHT_1, NIGHT_2)]
     outs = [p.communicate(timeout=900) for p in both]
     assert [p.returncode for p in both] == [0, 0], [o[1][-3000:] for o in outs]
     for ds in (NIGHT_1, NIGHT_2):
-        assert read_table(spark, root, S.ITEMS, ds=ds).count() == 18
+        items = read_table(spark, root, S.ITEMS, ds=ds)
+        assert items.count() == items.select(S.ITEM_ID).distinct().count() == 18
         assert read_table(spark, root, S.INTERACTIONS, ds=ds).count() == 36
     runs = read_table(spark, root, S.RUNS).where(F.col("step") == "ingest")
-    assert runs.groupBy("status").count().collect() and runs.count() == 4  # no commit of either driver lost
-
-    same = [_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path, cold_drivers)]
-    time.sleep(5)  # the second claims the step a few seconds after the first: it is the newer run
-    same.append(_ingest_process(s3_server, root, NIGHT_1, inputs, tmp_path, cold_drivers))
-    outs = [p.communicate(timeout=900) for p in same]
-    assert [p.returncode for p in same] == [1, 0], [o[1][-3000:] for o in outs]
-    assert "ConcurrentRunError" not in outs[1][1]
-    refused = outs[0][1]
-    assert "ds 2026-11-21" in refused and "newest run of a step wins" in refused and "table '" in refused
-    items = read_table(spark, root, S.ITEMS, ds=NIGHT_1)
-    assert items.count() == items.select(S.ITEM_ID).distinct().count() == 18  # one copy, never both runs'
+    assert sorted(r["status"] for r in runs.collect()) == ["running", "running", "succeeded", "succeeded"]
     history = DeltaTable.forPath(spark, table_path(root, "items")).history().where(F.col("userMetadata").isNotNull())
     writers = {json.loads(r[0])["run_id"] for r in history.select("userMetadata").collect()}
-    assert len(writers) == 3  # the first two drivers' nights and the winner's re-run; the loser committed nothing
+    assert len(writers) == 2  # one commit per driver, neither lost
     assert ACCESS_KEY not in "".join(o[1] for o in outs) and SECRET_KEY not in "".join(o[1] for o in outs)

@@ -14,7 +14,6 @@ from hybridrec import cli
 from hybridrec import schema as S
 from hybridrec.analytics import published_days
 from hybridrec.config import load_config
-from hybridrec.errors import QualityGateError
 from hybridrec.io.delta import append_rows, read_table
 from hybridrec.steps import STEPS, RunContext, evaluation, run_steps
 from topic_data import files_settings, write_topic_dataset
@@ -85,23 +84,20 @@ def test_gate_refuses_a_night_worse_than_the_last_published_one_and_force_publis
     # The last published night measured a (perfect) NDCG the new night cannot match.
     append_rows(spark, [{S.DS: NIGHT_1, S.RUN_ID: night1.run_id, S.STRATEGY: "hybrid", "segment": "all",
                          "metric": "ndcg", "k": 10, "value": 1.0}], root, S.METRICS, run_id="test")
+    # The night, run through the command line's entry point (in this process, on the shared session):
+    # exit code 1, the reason logged, nothing published.
     cfg = make_config("unused", *settings, "gate.enabled=true", "gate.max_drop_pct=10")
-    refused = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)
-    with pytest.raises(QualityGateError, match=r"below the last published night's 1\.0000"):
-        run_steps(refused, STEPS)
-    assert _published_days(root) == {NIGHT_1}  # the previous night stays the latest
-    runs = _runs(spark, root, refused.run_id)
-    assert runs["gate"]["status"] == "failed" and "recommend" not in runs
-
-    # The same refusal through the command line's entry point (in this process, on the shared
-    # session): exit code 1 and the reason logged.
-    cli_args = ["gate", "--ds", NIGHT_2.isoformat()]
-    for setting in [*settings, "gate.enabled=true"]:
+    cli_args = ["run", "--ds", NIGHT_2.isoformat()]
+    for setting in [*settings, "gate.enabled=true", "gate.max_drop_pct=10"]:
         cli_args += ["--set", setting]
     caplog.clear()
     assert cli.main(cli_args) == 1
     logged = caplog.text
-    assert "quality gate failed, night not published" in logged and "below the last published" in logged
+    assert "quality gate failed, night not published" in logged and "below the last published night's 1.0000" in logged
+    assert _published_days(root) == {NIGHT_1}  # the previous night stays the latest
+    [refused] = {r[S.RUN_ID] for r in read_table(spark, root, S.RUNS).where(F.col(S.DS) == NIGHT_2).collect()}
+    runs = _runs(spark, root, refused)
+    assert runs["gate"]["status"] == "failed" and "recommend" not in runs
 
     # Forcing re-runs the gate and publishes; the refused run's ingest, embeddings and factors stand
     # (steps hand over through the tables, as they do between Airflow tasks).
