@@ -166,6 +166,7 @@ class RankerConfig(_Section):
     models: int = Field(gt=0)
     learning_rate: float = Field(gt=0, le=1)
     leaves: int = Field(gt=1)
+    min_leaf_rows: int = Field(gt=0)
     min_train_users: int = Field(gt=0)
     max_train_users: int = Field(ge=0)
     seed: int

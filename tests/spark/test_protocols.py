@@ -6,11 +6,13 @@ import math
 from datetime import datetime
 from types import SimpleNamespace
 
+import numpy as np
 from pyspark.sql import functions as F
 
 from conftest import make_config
 from hybridrec import schema as S
 from hybridrec.quality import splits
+from hybridrec.scoring import ease
 from hybridrec.steps.evaluation import Holdout, ease_holdout
 
 COLUMNS = [S.USER_ID, S.ITEM_ID, S.EVENT_TS, S.WEIGHT]
@@ -57,6 +59,19 @@ def test_ease_reference_recommends_the_co_liked_item_and_never_a_seen_one(spark)
     assert (recs[("u_a", 1)], recs[("u_c", 1)]) == ("b", "d")
     assert "a" not in {v for (u, _), v in recs.items() if u == "u_a"} and len(recs) == 8
     assert {r[0] for r in ease_holdout(ctx, holdout, top_n=4).select(S.STRATEGY).distinct().collect()} == {"ease"}
+
+    # B fitted on the same training part in another item order (score_holdout's, for the ranker) is
+    # reused as it is: the same lists; and it is what ranks (a B that links a to e sends u_a to e).
+    order = ["e", "d", "c", "b", "a"]
+    people = sorted({u for u, *_ in rows})
+    x = ease.interaction_matrix(np.array([people.index(u) for u, *_ in rows]), np.array([order.index(i) for _, i, *_ in rows]),
+                                len(people), len(order))
+    fitted = {"item_ids": order, "weights": ease.ease_weights(x, 1.0)}
+    reused = {(r[S.USER_ID], r[S.RANK]): r[S.ITEM_ID] for r in ease_holdout(ctx, holdout, 4, weights=fitted).collect()}
+    assert reused == recs
+    fitted["weights"][order.index("a"), order.index("e")] = 10.0
+    linked = {(r[S.USER_ID], r[S.RANK]): r[S.ITEM_ID] for r in ease_holdout(ctx, holdout, 4, weights=fitted).collect()}
+    assert linked[("u_a", 1)] == "e" and linked[("u_c", 1)] == "d"
 
     ctx.cfg = make_config("unused", "evaluate.ease_max_items=4")  # 5 items: above the guard
     assert ease_holdout(ctx, holdout, top_n=4) is None

@@ -144,3 +144,16 @@ def test_item_index_reads_neighbours_by_id():
         {"item_id": ["b1", "zz"], "neighbour_id": ["a0", "a0"], "similarity": [0.5, 0.7]}))
     assert index.neighbours[IDS.index("b1"), IDS.index("a0")] == pytest.approx(0.5)
     assert index.neighbours.nnz == 1  # an unknown item is dropped, not misplaced
+
+
+def test_min_leaf_rows_reaches_lightgbm():
+    """ranker.min_leaf_rows is LightGBM's min_data_in_leaf: above the rows there are, no tree can split."""
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(100), 20)
+    x = rng.normal(size=(2000, len(FEATURES))).astype(np.float32)
+    labels = (x[:, FEATURES.index("als_z")] > 1.0).astype(np.int32)
+    common = {"top_n": 10, "k": 5, "trees": 20, "learning_rate": 0.1, "leaves": 7, "seed": 1}
+    split = fit_ranker(x, labels, codes, np.zeros(len(x), bool), min_leaf_rows=20, **common)
+    unsplit = fit_ranker(x, labels, codes, np.zeros(len(x), bool), min_leaf_rows=5000, **common)
+    assert max(split.importances, key=split.importances.get) == "als_z"
+    assert sum(unsplit.importances.values()) == 0.0

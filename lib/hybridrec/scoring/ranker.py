@@ -105,7 +105,7 @@ def new_item_bar(scores: np.ndarray, labels: np.ndarray, is_new: np.ndarray, use
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, user_codes: np.ndarray, is_new: np.ndarray, *,
                top_n: int, k: int, trees: int, learning_rate: float, leaves: int, seed: int, models: int = 1,
-               holdout_share: float = 0.2, threads: int = 0) -> RankerModel:
+               min_leaf_rows: int = 50, holdout_share: float = 0.2, threads: int = 0) -> RankerModel:
     """An ensemble of `models` LambdaRank models, each fitted on the users with a relevant candidate
     minus its own seeded share held out for early stopping and the new-item bar. Averaging them
     uses every user and halves the spread between seeds (measured on movielens-small, random split:
@@ -114,8 +114,8 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, user_codes: np.ndarray,
     held_sum, held_count = np.zeros(len(labels)), np.zeros(len(labels))
     for m in range(models):
         booster, held, best = _fit_one(features, labels, user_codes, k=k, trees=trees,
-                                       learning_rate=learning_rate, leaves=leaves, seed=seed + m,
-                                       holdout_share=holdout_share, threads=threads)
+                                       learning_rate=learning_rate, leaves=leaves, min_leaf_rows=min_leaf_rows,
+                                       seed=seed + m, holdout_share=holdout_share, threads=threads)
         boosters.append(booster)
         held_sum[held] += booster.predict(features[held])
         held_count[held] += 1
@@ -134,14 +134,14 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, user_codes: np.ndarray,
 
 
 def _fit_one(features: np.ndarray, labels: np.ndarray, user_codes: np.ndarray, *, k: int, trees: int,
-             learning_rate: float, leaves: int, seed: int, holdout_share: float, threads: int):
+             learning_rate: float, leaves: int, min_leaf_rows: int, seed: int, holdout_share: float, threads: int):
     """One LambdaRank model; returns it, the mask of the rows it held out, and its best validation NDCG."""
     import lightgbm
 
     useful = np.isin(user_codes, np.unique(user_codes[labels > 0]))
     held = split_users(user_codes, holdout_share, seed)
     params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [k], "learning_rate": learning_rate,
-              "num_leaves": leaves, "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+              "num_leaves": leaves, "min_data_in_leaf": min_leaf_rows, "feature_fraction": 0.9, "bagging_fraction": 0.8,
               "bagging_freq": 1, "lambdarank_truncation_level": max(2 * k, 20), "seed": seed,
               "deterministic": True, "num_threads": threads, "verbosity": -1}
 

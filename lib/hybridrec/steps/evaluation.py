@@ -82,8 +82,11 @@ def validation_holdout(holdout: Holdout, cfg: Config) -> Holdout:
 
 
 def score_holdout(ctx: RunContext, holdout: Holdout, als_cfg: AlsConfig,
-                  blends: dict[str, Blend], top_n: int, ranker: RankerModel | None = None) -> DataFrame:
-    """strategy, user_id, rank, item_id for every evaluated user and blend, from ALS fitted on holdout.train."""
+                  blends: dict[str, Blend], top_n: int, ranker: RankerModel | None = None,
+                  ease_weights: dict | None = None) -> DataFrame:
+    """strategy, user_id, rank, item_id for every evaluated user and blend, from ALS fitted on holdout.train.
+    When the ranker's item-item neighbours are EASE's whole weight matrix, it is left in `ease_weights`
+    (item ids, B) for the EASE reference on the same training part."""
     user_factors, item_factors = fit_factors(holdout.train, als_cfg, ctx.ds)
     params = scoring_params(ctx.cfg.recommend, positive_min_weight(ctx.cfg), ctx.ds,
                                       blends=tuple(blends.items()))
@@ -92,6 +95,8 @@ def score_holdout(ctx: RunContext, holdout: Holdout, als_cfg: AlsConfig,
     ranked = any(b.ranked for b in blends.values())
     inputs = scoring_inputs(ctx, interactions=holdout.train, items=ctx.read(S.ITEMS), item_factors=item_factors,
                             user_factors=user_factors, params=params, neighbours=ranked)
+    if ease_weights is not None and isinstance(inputs.index.neighbours, np.ndarray):
+        ease_weights.update(item_ids=inputs.index.item_ids, weights=inputs.index.neighbours)
     histories = inputs.histories.join(holdout.users.select(S.USER_ID), S.USER_ID)
     recs = (with_hybrid_recommendations(histories, inputs.index_bc, params)
             .select(S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID).persist())
@@ -112,9 +117,11 @@ def holdout_metrics(ctx: RunContext, holdout: Holdout, recs: DataFrame) -> pd.Da
     return accuracy.unionByName(beyond).toPandas()
 
 
-def ease_holdout(ctx: RunContext, holdout: Holdout, top_n: int) -> DataFrame | None:
+def ease_holdout(ctx: RunContext, holdout: Holdout, top_n: int, weights: dict | None = None) -> DataFrame | None:
     """strategy (ease), user_id, rank, item_id for every evaluated user, from EASE fitted on the
-    training part (binary: any interaction); None when the catalogue is above evaluate.ease_max_items."""
+    training part (binary: any interaction); None when the catalogue is above evaluate.ease_max_items.
+    `weights` (item_ids, weights): B already fitted on this training part (score_holdout's), reused
+    instead of inverting the items x items matrix again."""
     e = ctx.cfg.evaluate
     item_ids = sorted(r[S.ITEM_ID] for r in ctx.read(S.ITEMS).select(S.ITEM_ID).distinct().collect())
     if len(item_ids) > e.ease_max_items:
@@ -129,7 +136,12 @@ def ease_holdout(ctx: RunContext, holdout: Holdout, top_n: int) -> DataFrame | N
     x = ease.interaction_matrix(user_ids.get_indexer(pairs[S.USER_ID]), item_index.get_indexer(pairs[S.ITEM_ID]),
                                 len(user_ids), len(item_ids))
     rows = user_ids.get_indexer(evaluated)
-    order = ease.ease_top_n(x[rows], ease.ease_weights(x, e.ease_lambda), top_n)
+    fitted = pd.Index(weights["item_ids"]).get_indexer(item_ids) if weights else None
+    if fitted is not None and len(weights["item_ids"]) == len(item_ids) and (fitted >= 0).all():
+        b = weights["weights"][np.ix_(fitted, fitted)]  # the same B, in this function's item order
+    else:
+        b = ease.ease_weights(x, e.ease_lambda)
+    order = ease.ease_top_n(x[rows], b, top_n)
     ranks = np.broadcast_to(np.arange(1, top_n + 1, dtype=np.int32), order.shape)
     keep = order >= 0
     recs = pd.DataFrame({S.STRATEGY: S.EASE_STRATEGY, S.USER_ID: np.repeat(evaluated, top_n).reshape(order.shape)[keep],
@@ -163,12 +175,12 @@ def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None
     groups: dict[AlsConfig, dict[str, Blend]] = {}
     for name, blend in blends.items():
         groups.setdefault(als_by_strategy.get(name, cfg.als), {})[name] = blend
-    frames = []
+    frames, fitted = [], {}
     for als_cfg, group in groups.items():
-        recs = score_holdout(ctx, holdout, als_cfg, group, top_n, ranker.model)
+        recs = score_holdout(ctx, holdout, als_cfg, group, top_n, ranker.model, ease_weights=fitted)
         frames.append(holdout_metrics(ctx, holdout, recs))
         recs.unpersist()
-    if references and (recs := ease_holdout(ctx, holdout, top_n)) is not None:
+    if references and (recs := ease_holdout(ctx, holdout, top_n, weights=fitted)) is not None:
         frames.append(holdout_metrics(ctx, holdout, recs))
         recs.unpersist()
     holdout.release()

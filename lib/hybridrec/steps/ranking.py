@@ -94,7 +94,7 @@ def train_ranker(ctx: RunContext, holdout) -> RankerOutcome:
     codes = pd.factorize(rows[S.USER_ID])[0]
     model = fit_ranker(np.stack(rows["features"].to_numpy()), label, codes, rows["is_new"].to_numpy(bool),
                        top_n=cfg.recommend.top_n, k=cfg.gate.k, trees=r.trees, learning_rate=r.learning_rate,
-                       leaves=r.leaves, seed=r.seed, models=r.models)
+                       leaves=r.leaves, min_leaf_rows=r.min_leaf_rows, seed=r.seed, models=r.models)
     model.metrics["candidate_recall"] = float(label.sum() / max(1, n_relevant))
     top = sorted(model.importances.items(), key=lambda kv: -kv[1])[:3]
     message = (f"trained on {len(rows)} candidates of {len(np.unique(codes))} validation users "
