@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pytest
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
-from hybridrec.embedding.encoder import bundled_model_path, embed_texts
+from hybridrec.embedding import encoder
+from hybridrec.embedding.encoder import bundled_model_path, embed_texts, onnx_model
+from hybridrec.errors import ConfigError
 from hybridrec.transforms.embed import filter_needs_embedding, with_embedding
 
 ANCHOR = "A man is playing a guitar on stage."
 PARAPHRASE = "Someone performs music with a guitar in front of an audience."
 UNRELATED = "The central bank raised interest rates to fight inflation."
+REFERENCE = Path(__file__).parents[1] / "fixtures" / "minilm_reference.json"
 
 
 def test_model_ranks_paraphrase_above_unrelated_sentence():
@@ -40,10 +48,23 @@ def test_only_new_or_changed_text_needs_embedding(spark):
     assert [r.item_id for r in todo.select(F.col(S.ITEM_ID)).collect()] == ["b", "c"]
 
 
-def test_onnxruntime_gives_the_torch_vectors(tmp_path, monkeypatch):
-    monkeypatch.setenv("HYBRIDREC_CACHE", str(tmp_path))  # a fresh export, not one cached earlier
-    texts = [ANCHOR, PARAPHRASE, UNRELATED, "short", PARAPHRASE * 5]
-    torch_vectors = embed_texts(texts, model_path=bundled_model_path(), runtime="torch", batch_size=2)
-    onnx_vectors = embed_texts(texts, model_path=bundled_model_path(), runtime="onnxruntime", batch_size=2)
+def test_the_onnx_graph_gives_sentence_transformers_vectors(tmp_path, monkeypatch):
+    """The graph built from the safetensors weights (no torch) against the model's reference
+    implementation's vectors (tests/fixtures/minilm_reference.json: padding, an empty text, accents
+    and CJK, truncation at 256 tokens; checked against sentence-transformers in `make bench-test`)."""
+    monkeypatch.setenv("HYBRIDREC_CACHE", str(tmp_path))  # a fresh build, not one cached earlier
+    monkeypatch.setattr(encoder, "_ENCODERS", {})  # nor a model this process loaded before
+    reference = json.loads(REFERENCE.read_text())
+    vectors = embed_texts(reference["texts"], model_path=bundled_model_path(), runtime="onnxruntime", batch_size=3)
     assert list(tmp_path.glob("encoder-*.onnx"))
-    assert (torch_vectors * onnx_vectors).sum(axis=1).min() > 0.99999
+    expected = np.array(reference["vectors"], dtype=np.float32)
+    assert (vectors * expected).sum(axis=1).min() > 0.99999
+    np.testing.assert_allclose(vectors, expected, atol=2e-6)
+
+
+def test_the_onnx_graph_is_built_only_from_safetensors(tmp_path):
+    pickled = tmp_path / "pickled-model"  # a pickle (pytorch_model.bin) can run code when loaded
+    shutil.copytree(bundled_model_path(), pickled, ignore=shutil.ignore_patterns("*.safetensors"))
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ConfigError, match=r"expected the weights as model.safetensors, found .*pytorch_model.bin"):
+        onnx_model(str(pickled))

