@@ -144,6 +144,12 @@ def _cluster_environment(base: Path, master: str, archive: Path, s3_settings: li
     return env
 
 
+def _migrate(env) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_nightly_dag_locally_and_backfill_dag_on_a_standalone_cluster(airflow_env, cold_drivers, s3_server, tmp_path,
                                                                        capsys):
     """The nightly DAG (six spark-submits, local[2]) runs while `make pack` builds the executors'
@@ -154,17 +160,16 @@ def test_nightly_dag_locally_and_backfill_dag_on_a_standalone_cluster(airflow_en
     archive = Path(os.environ.get("HYBRIDREC_PACKED_ENV", tmp_path / "pack" / "hybridrec-env.tar.gz"))
     pack = None
     if "HYBRIDREC_PACKED_ENV" not in os.environ:  # set it to reuse an archive across local runs
-        pack = subprocess.Popen(["make", "pack", f"PACK_DIR={archive.parent}", f"PYTHON={sys.executable}"], cwd=REPO,
+        pack = subprocess.Popen(["make", "pack", f"PACK_DIR={archive.parent}", f"PYTHON={sys.executable}",
+                                 "PACK_COMPRESS=1"], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     root = f"s3a://{s3_server.new_bucket()}/lakehouse"
     with StandaloneCluster(tmp_path / "cluster") as master:
         backfill_env = _cluster_environment(tmp_path / "backfill", master, archive, s3_server.settings(root),
                                             cold_drivers.java_options)
-        for e in (env, backfill_env):
-            migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=e,
-                                     capture_output=True, text=True, timeout=600)
-            assert migrate.returncode == 0, migrate.stderr[-3000:]
+        _migrate(env)
         nightly = _start(env, str(HARNESS), "test", "hybridrec_nightly", "2026-11-22")
+        _migrate(backfill_env)  # while the nightly runs
         if pack is not None:
             pack_out = pack.communicate(timeout=1800)[0]
             assert pack.returncode == 0, pack_out[-3000:]
