@@ -145,6 +145,8 @@ class RecommendConfig(_Section):
     ivf_probes: int = Field(gt=0)
     rerank_dims: int = Field(gt=0)
     rerank_candidates: int = Field(gt=0)
+    diversity_lambda: float = Field(ge=0, le=1)
+    diversity_candidates: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:
@@ -155,7 +157,19 @@ class RecommendConfig(_Section):
         if self.retrieval in ("rerank", "ivf") and self.rerank_candidates < self.top_n:
             raise ValueError(f"rerank_candidates ({self.rerank_candidates}) must be >= top_n ({self.top_n}) "
                              f"with retrieval {self.retrieval!r}")
+        if self.diversity_lambda > 0 and self.diversity_candidates < self.top_n:
+            raise ValueError(f"diversity_candidates ({self.diversity_candidates}) must be >= top_n ({self.top_n}) "
+                             f"when diversity_lambda is above 0")
         return self
+
+
+class RulesConfig(_Section):
+    blocked_items: list[str]
+    user_block_list: str
+    user_block_list_format: Literal["csv", "parquet", "delta"]
+    category_cap: int = Field(ge=0)
+    categories: list[str]
+    extra_candidates: int = Field(ge=0)
 
 
 class RankerConfig(_Section):
@@ -247,6 +261,7 @@ class Config(_Section):
     als: AlsConfig
     recommend: RecommendConfig
     ranker: RankerConfig
+    rules: RulesConfig
     evaluate: EvaluateConfig
     gate: GateConfig
     guardrails: GuardrailsConfig

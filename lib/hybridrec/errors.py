@@ -85,3 +85,7 @@ class VacuumRefusedError(HybridrecError, ValueError):
 
 class JvmDependencyError(HybridrecError, RuntimeError):
     """A Spark JVM package (Delta, s3a, hybridrec's own jar) is not on the classpath."""
+
+
+class BlockListError(HybridrecError, ValueError):
+    """A row of the per-user block list cannot be used: the night stops rather than ignore it."""

@@ -34,6 +34,11 @@ SCORE = "score"
 ALS_SCORE = "als_score"
 CONTENT_SCORE = "content_score"
 REASON_ITEM_ID = "reason_item_id"
+REMOVED_BY = "removed_by"
+SIGNAL = "signal"
+EXPLANATION = "explanation"
+AVAILABLE_FROM = "available_from"
+AVAILABLE_TO = "available_to"
 STRATEGY = "strategy"
 MODEL_VERSION = "model_version"
 REASON = "reason"
@@ -45,6 +50,7 @@ ITEM_POS = "item_pos"
 HIST_POS = "hist_pos"
 HIST_WEIGHT = "hist_weight"
 HIST_TS = "hist_ts"
+BLOCKED_POS = "blocked_pos"  # positions of the items on a user's own block list (business rules)
 POPULARITY = "popularity"
 FIRST_EVENT_S = "first_event_s"
 
@@ -113,6 +119,9 @@ ITEMS = TableSpec(
         _field(TEXT_HASH, T.StringType(), "SHA-256 of `text`; embeddings are reused while it is unchanged.", False),
         _field(SOURCE, T.StringType(), "File the row was read from.", False),
         _DS_FIELD,
+        # Added after the first release, so at the end: existing tables migrate with --migrate-schema.
+        _field(AVAILABLE_FROM, T.TimestampType(), "Recommended only from this instant on (null = no start)."),
+        _field(AVAILABLE_TO, T.TimestampType(), "Recommended only before this instant (null = no end)."),
     ]),
     partition_by=(DS,),
     write_mode="replace_partition",
@@ -195,13 +204,19 @@ RECOMMENDATIONS = TableSpec(
         _field(MODEL_VERSION, T.StringType(), "Package version + hash of the scoring config.", False),
         _field(RUN_ID, T.StringType(), "Run that produced the row.", False),
         _DS_FIELD,
+        # Added after the first release, so at the end: existing tables migrate with --migrate-schema.
+        _field(EXPLANATION, T.StringType(), "Why the row is there, from the signal that ranked it, e.g. "
+               "'because you liked X', 'popular now in comedy', 'new: similar to Y'."),
     ]),
     partition_by=(DS,),
     write_mode="replace_partition",
     description="Top-N recommendations per user per run date; a re-run replaces its ds.",
 )
 
-# Top-N rows as scoring produces them: the `recommendations` contract without the run columns.
+# Top-N rows as scoring produces them: the `recommendations` contract without the run columns and the
+# explanation, plus signal (the source that did most to rank the row: als, recent, cooc, content,
+# popularity; the explanation is written from it) and removed_by (the business rule that took the row
+# out of the list, null = published; removed rows are counted in `runs`, never written).
 SCORED_SCHEMA = T.StructType([
     T.StructField(USER_ID, T.StringType(), False),
     T.StructField(RANK, T.IntegerType(), False),
@@ -211,6 +226,8 @@ SCORED_SCHEMA = T.StructType([
     T.StructField(CONTENT_SCORE, T.DoubleType(), True),
     T.StructField(REASON_ITEM_ID, T.StringType(), True),
     T.StructField(STRATEGY, T.StringType(), False),
+    T.StructField(SIGNAL, T.StringType(), True),
+    T.StructField(REMOVED_BY, T.StringType(), True),
 ])
 
 RUNS = TableSpec(

@@ -78,10 +78,13 @@ def test_show_prints_titles_scores_and_the_reason(lakehouse, capsys):
     new_item = rows[rows[S.STRATEGY] == "new_item"].iloc[0]
     assert new_item[S.TITLE] == "Galaxy Drift" and new_item["because_you_liked"] in {
         "Starship Horizon", "Orbital Colony", "Alien Signal", "Comet Run", "Moon Base"}
+    assert new_item[S.EXPLANATION] == f"new: similar to {new_item['because_you_liked']}"
+    warm = rows[rows[S.STRATEGY] == "hybrid"]
+    assert all(e.startswith(("because you liked ", "liked by people who liked ", "popular now")) for e in warm[S.EXPLANATION])
     assert main(["show", "--user", "space_fan_0", "--set", f'lakehouse.root="{root}"']) == 0
     out = capsys.readouterr().out
     assert "user space_fan_0, ds 2026-11-22" in out and "Galaxy Drift [cold_space]" in out
-    assert "because you liked" in out
+    assert f"new: similar to {new_item['because_you_liked']}" in out
 
 
 def test_show_names_a_missing_user(lakehouse, caplog):

@@ -62,6 +62,10 @@ def test_the_gate_trains_and_measures_the_ranker_and_recommend_publishes_with_it
     assert per_user.where((F.col("n") != F.col("last")) | (F.col("n") > 10) | (F.col("new") > 3)).count() == 0
     seen = read_table(spark, ctx.root, S.INTERACTIONS, ds=NIGHT_1).select(S.USER_ID, S.ITEM_ID)
     assert hybrid.join(seen, [S.USER_ID, S.ITEM_ID]).count() == 0
+    # Every row explains itself; the ranker's rows name their strongest source (several sources win somewhere).
+    kinds = {r[0] for r in recs.select(F.regexp_extract(S.EXPLANATION, r"^(because|liked by|popular|new)", 1))
+             .distinct().collect()}
+    assert "" not in kinds and len(kinds) >= 3
 
 
 def test_with_too_little_data_the_linear_blend_runs_and_says_why(spark, ranked_night):

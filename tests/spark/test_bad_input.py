@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +52,7 @@ QUARANTINE_CASES = {
     "empty_and_whitespace_text": ("items", "items_empty_text.csv", {"empty_text": 2}, 3),
     "non_utf8_text": ("items", "items_non_utf8.csv", {"invalid_encoding": 1}, 3),
     "duplicate_item_ids": ("items", "items_duplicate_ids.csv", {"duplicate_item_id": 1}, 3),
+    "availability_window": ("items", "items_bad_availability.csv", {"bad_availability": 2}, 3),
     "very_long_text": ("items", _long_text_items, {}, 4),
 }
 
@@ -115,6 +116,13 @@ def test_the_ingest_step_records_per_source_counts_in_runs(spark, tmp_path):
     for name in ("items", "interactions"):
         assert counts[f"{name}_read"] == counts[f"{name}_kept"] + counts[f"{name}_quarantined"]
     assert counts["quarantined"] == len(quarantine)
+
+
+def test_availability_windows_are_kept_as_timestamps(spark, tmp_path):
+    fixture = FIXTURES / "items_bad_availability.csv"
+    kept = _classified(spark, _config(tmp_path, items=fixture)).items_kept.collect()
+    windows = {r[S.ITEM_ID]: (r[S.AVAILABLE_FROM], r[S.AVAILABLE_TO]) for r in kept}
+    assert windows == {"a": (datetime(2026, 1, 1), None), "b": (None, datetime(2027, 1, 1)), "c": (None, None)}
 
 
 def test_very_long_text_is_cut_on_purpose_and_counted(spark, tmp_path):

@@ -33,6 +33,7 @@ def test_file_then_set_overrides(tmp_path):
     ("recommend", "key=value"),
     ("recommend.new_item_slots=50", r"new_item_slots \(50\) must be < top_n \(50\)"),
     ("evaluate.protocol=shuffled", "evaluate.protocol"),
+    ("recommend.diversity_lambda=1.5", "less than or equal to 1"),
 ])
 def test_invalid_settings_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -93,3 +94,9 @@ def test_the_hashing_stand_in_must_be_named_as_such():
     with pytest.raises(ConfigError, match=re.escape("found runtime 'onnxruntime', model 'hashing-384'")):
         load_config(overrides=['embedding.model="hashing-384"'])
     assert load_config(overrides=['embedding.runtime="hashing"', 'embedding.model="hashing-384"'])
+
+
+def test_mmr_needs_a_pool_of_at_least_top_n():
+    with pytest.raises(ConfigError, match=r"diversity_candidates \(20\) must be >= top_n \(50\)"):
+        load_config(overrides=["recommend.diversity_lambda=0.3", "recommend.diversity_candidates=20"])
+    assert load_config(overrides=["recommend.diversity_candidates=20"]).recommend.diversity_lambda == 0.0

@@ -157,3 +157,27 @@ def test_min_leaf_rows_reaches_lightgbm():
     unsplit = fit_ranker(x, labels, codes, np.zeros(len(x), bool), min_leaf_rows=5000, **common)
     assert max(split.importances, key=split.importances.get) == "als_z"
     assert sum(unsplit.importances.values()) == 0.0
+
+
+@dataclasses.dataclass
+class _ByAls:
+    """A ranker that scores by the raw ALS feature: lists with a known order."""
+    new_item_bar: float = np.inf
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(features[:, FEATURES.index("als")], nan=-1.0).astype(np.float64)
+
+
+def test_ranker_lists_re_ranked_by_mmr_give_the_second_place_to_the_other_topic():
+    # An A fan who has seen b1: by ALS a0, a1, b0; a1 is nearly a copy of a0.
+    index = dataclasses.replace(INDEX, neighbours=NEIGHBOURS)
+
+    def lists(diversity: float) -> list[str]:
+        p = params(("hybrid", dataclasses.replace(RANKED, diversity=diversity)), ranker=_ByAls(), top_n=2,
+                   candidates_per_source=10, new_item_candidates=5)
+        out = score_block(["u"], [np.array([1.0, 0.0], np.float32)], [hist([4])], index, p)
+        assert out["rank"].tolist() == [1, 2]
+        return out["item_id"].tolist()
+
+    assert lists(0.0) == ["a0", "a1"]
+    assert lists(0.5) == ["a0", "b0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,3 +214,50 @@ def test_ivf_retrieval_falls_back_to_every_item_for_users_its_lists_cannot_fill(
     assert ivf.groupby(S.USER_ID).size().tolist() == [10] * len(users)
     for user, h in zip(users, histories, strict=True):
         assert not set(ivf[ivf[S.USER_ID] == user][S.ITEM_ID]) & set(index.item_ids[h.pos])
+
+
+# An A fan who has seen b1: unseen warm items by ALS are a0 (1.0), a1 (0.8), b0 (0.0); a0 and a1 are
+# near copies in embedding space, b0 is the other topic.
+def _diverse_lists(diversity: float, **kw) -> list[str]:
+    blend = dataclasses.replace(ALS_ONLY, diversity=diversity)
+    out = score_block(["u"], [A_FAN], [hist([4])], INDEX, params(("als", blend), top_n=2, **kw))
+    assert out[S.RANK].tolist() == [1, 2]
+    return out[S.ITEM_ID].tolist()
+
+
+def test_mmr_gives_the_second_place_to_the_other_topic_and_lambda_zero_keeps_the_plain_list():
+    assert _diverse_lists(0.0) == ["a0", "a1"]
+    assert _diverse_lists(0.5) == ["a0", "b0"]  # a1 is relevant but nearly a copy of a0
+    assert _diverse_lists(0.05) == ["a0", "a1"]  # a little diversity does not outweigh relevance here
+
+
+def test_mmr_chooses_only_from_its_pool_of_best_scored_items():
+    assert _diverse_lists(0.5, diversity_candidates=2) == ["a0", "a1"]  # b0 is third: outside a pool of 2
+
+
+def test_each_row_names_the_signal_that_ranked_it():
+    for name, blend in (("als", ALS_ONLY), ("content", CONTENT_ONLY), ("recent", RECENT_ONLY)):
+        out = score_block(["u"], [A_FAN], [hist([0])], INDEX, params((name, blend), top_n=2))
+        assert set(out[S.SIGNAL]) == {name}
+
+
+def test_a_blended_row_names_the_signal_with_the_largest_weighted_z_score():
+    rng = np.random.default_rng(5)
+    n, rank = 50, 4
+    index = build_item_index(pd.DataFrame({
+        S.ITEM_ID: [f"i{i:02d}" for i in range(n)], S.FEATURES: list(rng.normal(size=(n, rank))),
+        S.EMBEDDING: list(rng.normal(size=(n, 6))), POPULARITY: rng.pareto(1.5, n)}))
+    users = rng.normal(size=(4, rank)).astype(np.float32)
+    histories = [hist(rng.choice(n, 5, replace=False), ts=[1.0, 2.0, 3.0, 4.0, 5.0]) for _ in users]
+    weights = {"als": 0.3, "recent": 0.0, "popularity": 0.3, "content": 0.4}
+    p = params(("hybrid", Blend(**weights, new_item_slots=0)), top_n=10)
+    out = score_block([f"u{u}" for u in range(4)], list(users), histories, index, p)
+    profiles = np.stack([_profile(h, index, p) for h in histories])
+    signals = {"als": users @ index.factors.T, "content": profiles @ index.content.T,
+               "popularity": np.broadcast_to(np.log1p(index.popularity), (len(users), n))}
+    z = {k: weights[k] * (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+         for k, x in signals.items()}
+    names = list(z)
+    for row in out.itertuples(index=False):
+        u, i = int(row.user_id[1:]), int(row.item_id[1:])
+        assert row.signal == names[int(np.argmax([z[k][u, i] for k in names]))]

@@ -158,6 +158,7 @@ def user_list(lake: Lakehouse | str, user_id: str, ds: date | None = None) -> pd
         S.CONTENT_SCORE: recs[S.CONTENT_SCORE].to_numpy(),
         S.STRATEGY: recs[S.STRATEGY].to_numpy(),
         "because_you_liked": recs[S.REASON_ITEM_ID].map(lambda i: titles.get(i, i) if i else None).to_numpy(),
+        S.EXPLANATION: recs[S.EXPLANATION].to_numpy(),  # null on nights published before explanations
     })
 
 
@@ -169,6 +170,7 @@ def format_user_list(user_id: str, ds: date, rows: pd.DataFrame) -> str:
             parts.append(f"als {r.als_score:.3f}")
         if pd.notna(r.content_score):
             parts.append(f"content {r.content_score:.3f}")
-        reason = f"  because you liked {r.because_you_liked}" if r.because_you_liked else ""
+        why = r.explanation or (f"because you liked {r.because_you_liked}" if r.because_you_liked else None)
+        reason = f"  {why}" if why else ""
         lines.append(f"{r.rank:>3}. {r.title or '?'} [{r.item_id}]  ({', '.join(parts)}; {r.strategy}){reason}")
     return "\n".join(lines)

@@ -14,10 +14,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from hybridrec import schema as S
-from hybridrec.scoring.candidates import FEATURES, MATRICES_PER_BLOCK, candidates
+from hybridrec.scoring.candidates import FEATURES, MATRICES_PER_BLOCK, SOURCES, candidates
 from hybridrec.scoring.index import ItemIndex
 from hybridrec.scoring.kernel import History, ScoredRows, score_rows
 from hybridrec.scoring.params import ScoringParams
+from hybridrec.scoring.rules import RULES
 
 
 def with_hybrid_recommendations(
@@ -75,7 +76,10 @@ def _histories(part: pa.RecordBatch) -> list[History]:
     """Each user's history in a batch of transforms.features.with_histories rows."""
     pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
                        ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
-    return [History(*h) for h in zip(pos, weight, ts, strict=True)]
+    if S.BLOCKED_POS not in part.schema.names:
+        return [History(*h) for h in zip(pos, weight, ts, strict=True)]
+    blocked = _list_rows(part.column(S.BLOCKED_POS), np.int64)
+    return [History(*h) for h in zip(pos, weight, ts, blocked, strict=True)]
 
 
 def _list_rows(column: pa.Array, dtype: type) -> list[np.ndarray]:
@@ -95,4 +99,12 @@ def _arrow_rows(r: ScoredRows, user_ids: pa.Array, item_ids: pa.Array, schema: p
         user_ids.take(r.rows), pa.array(r.rank, type=pa.int32()), item_ids.take(r.items),
         pa.array(r.score, type=pa.float64()), nullable(r.als), nullable(r.content),
         item_ids.take(pa.array(r.reason, mask=r.reason < 0)), strategies.take(r.strategy),
+        _SIGNAL_NAMES.take(pa.array(r.signal.astype(np.int64) - 1, mask=r.signal == 0)).cast(
+            schema.field(S.SIGNAL).type),
+        _RULE_NAMES.take(pa.array(r.removed_by.astype(np.int64) - 1, mask=r.removed_by == 0)).cast(
+            schema.field(S.REMOVED_BY).type),
     ], schema=schema)
+
+
+_RULE_NAMES = pa.array(RULES, type=pa.string())
+_SIGNAL_NAMES = pa.array(SOURCES, type=pa.string())

@@ -35,11 +35,12 @@ import pandas as pd
 
 from hybridrec import schema as S
 from hybridrec.scoring import retrieval
-from hybridrec.scoring.candidates import candidates
+from hybridrec.scoring.candidates import FEATURES, SOURCES, candidates
 from hybridrec.scoring.index import ItemIndex, Moments
 from hybridrec.scoring.params import Blend, ScoringParams
 from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
 from hybridrec.scoring.ranker import ranked_lists
+from hybridrec.scoring.rules import RULES, finish_lists
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ class ScoredRows:
     content: np.ndarray     # float64, NaN = null
     reason: np.ndarray      # int64 position of the reason item, -1 = null
     strategy: np.ndarray    # int64 index into `names`
+    removed_by: np.ndarray  # int8: 0 = a published row, else the business rule (scoring.rules.RULES) that removed it
+    signal: np.ndarray      # int8: 1 + the SOURCES index of the signal that did most to rank the row, 0 = none
     names: tuple[str, ...]
 
 
@@ -189,6 +192,8 @@ def score_block(
         S.USER_ID: np.asarray(user_ids, dtype=object)[r.rows], S.RANK: r.rank, S.ITEM_ID: index.item_ids[r.items],
         S.SCORE: r.score, S.ALS_SCORE: _nullable(r.als), S.CONTENT_SCORE: _nullable(r.content),
         S.REASON_ITEM_ID: reasons, S.STRATEGY: np.asarray(r.names, dtype=object)[r.strategy],
+        S.SIGNAL: np.asarray((None, *SOURCES), dtype=object)[r.signal],
+        S.REMOVED_BY: np.asarray((None, *RULES), dtype=object)[r.removed_by],
     })
 
 
@@ -211,13 +216,15 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     new_space = spaces["new"]
     new_top = new_scores = None
     max_slots = max([b.new_item_slots for b in blends if b.uses_interactions and not b.ranked] or [0])
+    extra = p.rules.extra_candidates if p.rules is not None else 0
     if max_slots and len(new_space.cols):
         # New items are few (a few % of the catalogue): scoring them all costs less than any index.
         new_score = _blend_scores(new_space, queries, {"mapped": p.new_item_mapped_weight,
                                                        "content": 1.0 - p.new_item_mapped_weight}, seen)
-        new_top, new_scores = _ranked(new_space, new_score, max_slots)
+        new_top, new_scores = _ranked(new_space, new_score, max_slots + extra)
 
     names = (*[name for name, _ in p.blends], S.NEW_ITEM)
+    user = _UserSide(user_factors, has_user_factors, profiles, no_profile, profile_sources, histories)
     parts = []
     for code, (_, blend) in enumerate(p.blends):
         if blend.ranked:
@@ -226,32 +233,89 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
         weights = {"als": blend.als, "recent": blend.recent, "popularity": blend.popularity, "content": blend.content}
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
-        main_top, main_scores = _ranked_blend(space, queries, weights, seen, p, p.top_n)
+        pool_top, pool_scores = _ranked_blend(space, queries, weights, seen, p, p.pool(blend))
+        main = _finished(pool_top, pool_scores, p.top_n, p, histories, index, blend.diversity)
         slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
-        top_new = new_top[:, :slots] if slots else np.zeros((n_users, 0), dtype=np.int64)
-        scores_new = new_scores[:, :slots] if slots else np.zeros((n_users, 0))
-        new_keep = np.isfinite(scores_new)
-        # Finite scores come first in each top list, so "keep" is a prefix of every row.
+        new = _finished(new_top[:, :slots + extra] if slots else np.zeros((n_users, 0), np.int64),
+                        new_scores[:, :slots + extra] if slots else np.zeros((n_users, 0)), slots, p, histories,
+                        index, 0.0)
+        new_keep = new.order >= 0
+        # Kept columns come first in each finished list, so "keep" is a prefix of every row.
         room = p.top_n - new_keep.sum(axis=1, keepdims=True)
-        main_keep = np.isfinite(main_scores) & (np.cumsum(np.isfinite(main_scores), axis=1) <= room)
+        main_keep = (main.order >= 0) & (np.cumsum(main.order >= 0, axis=1) <= room)
         keep = np.concatenate([main_keep, new_keep], axis=1)
-        if not keep.any():
-            continue
-        items = np.concatenate([main_top, top_new], axis=1)[keep]
         rows = np.broadcast_to(np.arange(n_users)[:, None], keep.shape)[keep]
-        is_new = np.concatenate([np.zeros_like(main_keep), np.ones_like(new_keep)], axis=1)[keep]
-        strategy = np.where(is_new & p.mark_new_items, len(names) - 1, code)
-        als = np.einsum("ij,ij->i", user_factors[rows], index.factors[items])
-        parts.append(ScoredRows(
-            rows=rows, rank=np.cumsum(keep, axis=1)[keep].astype(np.int32), items=items,
-            score=np.concatenate([main_scores, scores_new], axis=1)[keep].astype(np.float64),
-            als=np.where(has_user_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
-            content=_pair_content(profiles, no_profile, index, rows, items).astype(np.float64),
-            reason=(_block_reasons(rows, items, profile_sources, histories, index) if p.explain
-                    else np.full(len(items), -1, dtype=np.int64)),
-            strategy=strategy, names=names))
+        is_new = np.concatenate([np.zeros_like(main_keep), new_keep], axis=1)[keep]
+        removed = [main.removed_rows(code), new.removed_rows(len(names) - 1 if p.mark_new_items else code)]
+        items = np.concatenate([main.items, new.items], axis=1)[keep]
+        parts.append(_assemble(
+            user, index, p, names, rows=rows, rank=np.cumsum(keep, axis=1)[keep].astype(np.int32), items=items,
+            score=np.concatenate([main.scores, new.scores], axis=1)[keep],
+            strategy=np.where(is_new & p.mark_new_items, len(names) - 1, code), removed=removed,
+            signal=_blend_signals(space, queries, weights, rows, items) if p.explain else None))
     return ScoredRows(**{f: np.concatenate([getattr(r, f) for r in parts]) if parts else np.zeros(0, t)
                          for f, t in _ROW_DTYPES.items()}, names=names)
+
+
+@dataclass(frozen=True)
+class _UserSide:
+    factors: np.ndarray
+    has_factors: np.ndarray
+    profiles: np.ndarray
+    no_profile: np.ndarray
+    profile_sources: list[np.ndarray]
+    histories: list[History]
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """Lists after the rules and MMR: items/scores (users, <= top_n) in list order, -inf past a list's
+    end; the rules' removals as pool matrices."""
+    items: np.ndarray
+    scores: np.ndarray
+    order: np.ndarray
+    pool_items: np.ndarray
+    pool_scores: np.ndarray
+    removed: np.ndarray
+
+    def removed_rows(self, strategy: int) -> tuple[np.ndarray, ...]:
+        """(rows, items, scores, strategy, removed_by) of the removed rows."""
+        rows, cols = np.nonzero(self.removed)
+        return (rows, self.pool_items[rows, cols], self.pool_scores[rows, cols], np.full(len(rows), strategy),
+                self.removed[rows, cols])
+
+
+def _finished(pool_items: np.ndarray, pool_scores: np.ndarray, top_n: int, p: ScoringParams,
+              histories: list[History], index: ItemIndex, diversity: float) -> _Finished:
+    order, removed = finish_lists(pool_items, pool_scores, top_n=top_n, rules=p.rules,
+                                  user_blocked=[h.blocked for h in histories], content=index.content,
+                                  diversity=diversity)
+    at = np.maximum(order, 0)
+    return _Finished(np.take_along_axis(pool_items, at, axis=1),
+                     np.where(order >= 0, np.take_along_axis(pool_scores, at, axis=1), -np.inf),
+                     order, pool_items, pool_scores, removed)
+
+
+def _assemble(user: _UserSide, index: ItemIndex, p: ScoringParams, names: tuple[str, ...], *, rows: np.ndarray,
+              rank: np.ndarray, items: np.ndarray, score: np.ndarray, strategy: np.ndarray,
+              removed: list[tuple[np.ndarray, ...]], signal: np.ndarray | None) -> ScoredRows:
+    """Kept rows and the rules' removed rows (rank 0, removed_by set) with their signal columns."""
+    n_kept = len(rows)
+    signal = np.zeros(n_kept, np.int8) if signal is None else signal
+    rows, items, score, strategy, removed_by = (
+        np.concatenate([x, *[r[i] for r in removed]]) for i, x in
+        enumerate((rows, items, score, strategy, np.zeros(n_kept, np.int8))))
+    als = np.einsum("ij,ij->i", user.factors[rows], index.factors[items])
+    reason = np.full(len(items), -1, dtype=np.int64)
+    if p.explain:
+        reason[:n_kept] = _block_reasons(rows[:n_kept], items[:n_kept], user.profile_sources, user.histories, index)
+    return ScoredRows(
+        rows=rows, rank=np.concatenate([rank, np.zeros(len(rows) - n_kept, np.int32)]), items=items,
+        score=score.astype(np.float64),
+        als=np.where(user.has_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
+        content=_pair_content(user.profiles, user.no_profile, index, rows, items).astype(np.float64),
+        reason=reason, strategy=strategy.astype(np.int64), removed_by=removed_by.astype(np.int8),
+        signal=np.concatenate([signal, np.zeros(len(rows) - n_kept, np.int8)]).astype(np.int8), names=names)
 
 
 def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams, blend: Blend,
@@ -262,20 +326,49 @@ def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: S
     c = candidates(factors, histories, index, p)
     scores = p.ranker.predict(c.features) if len(c.rows) else np.zeros(0)
     at, rank = ranked_lists(c.rows, scores, c.is_new, top_n=p.top_n, new_item_slots=blend.new_item_slots,
-                            new_item_bar=p.ranker.new_item_bar)
-    rows, items = c.rows[at], c.items[at]
-    als = np.einsum("ij,ij->i", c.user_factors[rows], index.factors[items])
-    return ScoredRows(
-        rows=rows, rank=rank, items=items, score=scores[at],
-        als=np.where(c.has_user_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
-        content=_pair_content(c.profiles, c.no_profile, index, rows, items).astype(np.float64),
-        reason=(_block_reasons(rows, items, c.profile_sources, histories, index) if p.explain
-                else np.full(len(items), -1, dtype=np.int64)),
-        strategy=np.where(c.is_new[at] & p.mark_new_items, len(names) - 1, code), names=names)
+                            new_item_bar=p.ranker.new_item_bar, list_length=p.pool(blend))
+    # Lists as a (users, pool) matrix of candidate indices, best first; -1 past a list's end.
+    dense = np.full((len(histories), int(rank.max(initial=0))), -1, dtype=np.int64)
+    dense[c.rows[at], rank - 1] = at
+    dense_scores = np.where(dense >= 0, scores[dense], -np.inf)
+    done = _finished(dense, dense_scores, p.top_n, p, histories, index, blend.diversity)
+    kept = done.order >= 0
+    at = done.items[kept]
+
+    def strategy(at: np.ndarray) -> np.ndarray:
+        return np.where(c.is_new[at] & p.mark_new_items, len(names) - 1, code)
+
+    rows_r, at_r, scores_r, _, removed_by = done.removed_rows(code)
+    user = _UserSide(c.user_factors, c.has_user_factors, c.profiles, c.no_profile, c.profile_sources, histories)
+    # The row's strongest source: its highest per-user z-score (missing = the source cannot score it).
+    z = np.nan_to_num(c.features[at][:, [FEATURES.index(f"{s}_z") for s in SOURCES]], nan=-np.inf)
+    signal = np.where(np.isfinite(z).any(axis=1), np.argmax(z, axis=1) + 1, 0).astype(np.int8) if len(at) else None
+    return _assemble(user, index, p, names, rows=c.rows[at], rank=np.cumsum(kept, axis=1)[kept].astype(np.int32),
+                     items=c.items[at], score=scores[at], strategy=strategy(at),
+                     removed=[(rows_r, c.items[at_r], scores_r, strategy(at_r), removed_by)], signal=signal)
 
 
 _ROW_DTYPES = {"rows": np.int64, "rank": np.int32, "items": np.int64, "score": np.float64, "als": np.float64,
-               "content": np.float64, "reason": np.int64, "strategy": np.int64}
+               "content": np.float64, "reason": np.int64, "strategy": np.int64, "removed_by": np.int8,
+               "signal": np.int8}
+
+
+def _blend_signals(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
+                   rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Per listed row, 1 + the SOURCES index of the signal whose weighted z-score adds most to its
+    blended score (0: none), from the same per-user moments the blend uses."""
+    best, code = np.full(len(rows), -np.inf), np.zeros(len(rows), np.int8)
+    for s, w in weights.items():
+        if w <= 0:
+            continue
+        a, present = queries[s]
+        a, m = a.astype(np.float64), space.moments[s]
+        std = np.sqrt(np.maximum(((a @ m.cov) * a).sum(axis=1), 0.0)).clip(min=1e-6)
+        z = (np.einsum("ij,ij->i", a[rows], space.items[s][items]) - (a @ m.mean)[rows]) / std[rows]
+        part = np.where(present[rows], w * z, -np.inf)
+        better = part > best
+        best, code = np.where(better, part, best), np.where(better, SOURCES.index(s) + 1, code).astype(np.int8)
+    return code
 
 
 def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex, rows: np.ndarray,

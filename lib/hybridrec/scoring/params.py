@@ -11,6 +11,7 @@ from hybridrec.config import RecommendConfig
 
 if TYPE_CHECKING:
     from hybridrec.scoring.ranker import RankerModel
+    from hybridrec.scoring.rules import ItemRules
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Blend:
     content: float
     new_item_slots: int
     ranked: bool = False          # the learned ranker orders the list (the weights are then unused)
+    diversity: float = 0.0        # MMR lambda: 0 = score order; up to 1 = each next item least like those above
 
     @property
     def uses_interactions(self) -> bool:
@@ -47,13 +49,25 @@ class ScoringParams:
     candidates_per_source: int = 100  # ranker: candidates each source proposes per user
     new_item_candidates: int = 20     # ranker: new-item candidates per user
     ranker: RankerModel | None = None  # the trained ranker, for blends with ranked=True
+    diversity_candidates: int = 150   # MMR: each list is re-ranked from this many best-scored items
+    rules: ItemRules | None = None    # business rules applied to the published lists (None: none)
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
+
+    def pool(self, blend: Blend) -> int:
+        """How many best-scored items a blend's list is chosen from: top_n, more when rules may
+        remove some or MMR re-ranks (with approximate retrieval, at most the exactly scored candidates)."""
+        base = self.top_n + (self.rules.extra_candidates if self.rules is not None else 0)
+        if blend.diversity > 0:
+            base = max(base, self.diversity_candidates)
+        if self.retrieval in ("rerank", "ivf"):
+            base = min(base, self.rerank_candidates)
+        return max(self.top_n, base)
 
 
 def blend_from_config(cfg: RecommendConfig) -> Blend:
     return Blend(als=cfg.als_weight, recent=cfg.recent_weight, popularity=cfg.popularity_weight,
-                 content=cfg.content_weight, new_item_slots=cfg.new_item_slots)
+                 content=cfg.content_weight, new_item_slots=cfg.new_item_slots, diversity=cfg.diversity_lambda)
 
 
 def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
@@ -65,5 +79,6 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         new_item_mapped_weight=cfg.new_item_mapped_weight, block_bytes=cfg.block_bytes,
         retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
         rerank_dims=cfg.rerank_dims, rerank_candidates=cfg.rerank_candidates,
+        diversity_candidates=cfg.diversity_candidates,
         as_of_epoch_s=S.day_end(ds).timestamp(),
     )

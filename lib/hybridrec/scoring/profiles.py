@@ -3,7 +3,7 @@ recent positive items, the content profile and the recent-item query (pure numpy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,7 @@ class History:
     pos: np.ndarray
     weight: np.ndarray
     ts: np.ndarray
+    blocked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # positions on the user's own block list (rules)
 
 
 def user_factor_matrix(factors: list, rank: int) -> tuple[np.ndarray, np.ndarray]:

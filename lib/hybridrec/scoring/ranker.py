@@ -165,10 +165,11 @@ def _fit_one(features: np.ndarray, labels: np.ndarray, user_codes: np.ndarray, *
 
 
 def ranked_lists(rows: np.ndarray, scores: np.ndarray, is_new: np.ndarray, *, top_n: int, new_item_slots: int,
-                 new_item_bar: float) -> tuple[np.ndarray, np.ndarray]:
+                 new_item_bar: float, list_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices into the candidate arrays of each user's list, best first, and their ranks (1..): new
-    items whose margin to the user's last warm place clears the bar (the best new_item_slots of them)
-    and the best warm items for the remaining places, ordered by score."""
+    items whose margin to the user's last warm place (the top_n-th) clears the bar (the best
+    new_item_slots of them) and the best warm items for the remaining places, ordered by score.
+    `list_length` (default top_n) longer than top_n gives a wider pool to re-rank from."""
     order = np.lexsort((-scores, rows))
     r, new = rows[order], is_new[order]
     if not len(r):
@@ -183,6 +184,6 @@ def ranked_lists(rows: np.ndarray, scores: np.ndarray, is_new: np.ndarray, *, to
     new_ok = new & (margin_to_tail(r, scores[order], new, top_n) >= new_item_bar)
     new_keep = new_ok & (per_user_cumsum(new_ok) <= new_item_slots)
     n_new = np.repeat(np.add.reduceat(new_keep, starts), lengths)
-    warm_keep = ~new & (per_user_cumsum(~new) <= top_n - n_new)
+    warm_keep = ~new & (per_user_cumsum(~new) <= (list_length or top_n) - n_new)
     keep = new_keep | warm_keep
     return order[keep], per_user_cumsum(keep)[keep].astype(np.int32)

@@ -13,7 +13,7 @@ from hybridrec.sources.readers import read_source
 INTERACTION_COLUMNS = [USER_ID, ITEM_ID, "event_ts"]
 ITEM_COLUMNS = [ITEM_ID]
 INTERACTION_OPTIONAL = ("weight", "event_type")
-ITEM_OPTIONAL = ("title", "description", "tags", "categories")
+ITEM_OPTIONAL = ("title", "description", "tags", "categories", "available_from", "available_to")
 
 
 def load_files(spark: SparkSession, cfg: FilesConfig) -> RawInputs:

@@ -14,15 +14,17 @@ from pyspark import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 
 from hybridrec import schema as S
-from hybridrec.config import Config
+from hybridrec.config import Config, RulesConfig
 from hybridrec.io.delta import append_rows, read_table, write_table
 from hybridrec.scoring import ease
 from hybridrec.scoring.index import ItemIndex, build_item_index
 from hybridrec.scoring.params import ScoringParams
+from hybridrec.scoring.rules import ItemRules, item_rules
 from hybridrec.steps.runs import StepRecord, check_claim, new_run_id
 from hybridrec.transforms.cooccurrence import with_item_neighbours
 from hybridrec.transforms.embed import latest_embeddings
 from hybridrec.transforms.features import with_histories, with_popularity
+from hybridrec.transforms.rules import with_item_rule_columns, with_user_blocks
 
 
 @dataclass
@@ -76,21 +78,27 @@ class RunContext:
 class ScoringInputs:
     index: ItemIndex
     index_bc: Broadcast
-    histories: DataFrame          # one row per user with history (see with_histories)
+    histories: DataFrame          # one row per user with history (see with_histories), blocked_pos with rules
+    positions: DataFrame          # item_id, item_pos: the index's positions
+    rules: ItemRules | None = None
 
     def release(self) -> None:
         self.index_bc.unpersist()
 
 
 def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame, item_factors: DataFrame,
-                   user_factors: DataFrame, params: ScoringParams, neighbours: bool = False) -> ScoringInputs:
+                   user_factors: DataFrame, params: ScoringParams, neighbours: bool = False,
+                   rules: RulesConfig | None = None, user_blocks: DataFrame | None = None) -> ScoringInputs:
     """Collects the item side (one row per catalogue item) to the driver, broadcasts it once;
-    `neighbours` adds the co-occurrence neighbours the ranker's candidates need."""
+    `neighbours` adds the co-occurrence neighbours the ranker's candidates need; `rules` the
+    business rules' item side, `user_blocks` (user_id, item_id) each user's block list."""
     embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
     popularity = with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
                                            half_life_days=params.recency_half_life_days)
     item_side = (items.select(S.ITEM_ID).join(item_factors.select(S.ITEM_ID, S.FEATURES), S.ITEM_ID, "left")
                  .join(embeddings, S.ITEM_ID, "left").join(popularity, S.ITEM_ID, "left"))
+    if rules is not None:
+        item_side = item_side.join(with_item_rule_columns(items, ds=ctx.ds, categories=rules.categories), S.ITEM_ID)
     items_pdf = item_side.toPandas()
     r, e = ctx.cfg.ranker, ctx.cfg.evaluate
     # Item-item neighbours: EASE's weights when the catalogue is small enough for its items x items
@@ -113,4 +121,12 @@ def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame
     positions = ctx.spark.createDataFrame(pd.DataFrame({
         S.ITEM_ID: index.item_ids, S.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
     histories = with_histories(interactions, positions, user_factors)
-    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories)
+    item_side_rules = None
+    if rules is not None:
+        item_side_rules = item_rules(index.item_ids, items_pdf, blocked_items=rules.blocked_items,
+                                     category_cap=rules.category_cap, extra_candidates=rules.extra_candidates)
+    if user_blocks is not None:
+        histories = histories.join(with_user_blocks(user_blocks, positions), S.USER_ID, "left")
+    elif item_side_rules is not None and not (item_side_rules.excluded.any() or item_side_rules.category_cap):
+        item_side_rules = None  # nothing any rule could remove: the lists need no wider pool
+    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories, positions, item_side_rules)

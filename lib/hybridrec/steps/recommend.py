@@ -8,24 +8,29 @@ import dataclasses
 import hashlib
 import json
 
+from pyspark.sql import functions as F
+
 from hybridrec import __version__
 from hybridrec import schema as S
 from hybridrec.config import Config, positive_min_weight
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.index import popularity_top_n
 from hybridrec.scoring.params import blend_from_config, scoring_params
+from hybridrec.scoring.rules import RULES, ruled_popularity
+from hybridrec.sources.block_list import read_user_blocks
 from hybridrec.steps.context import RunContext, scoring_inputs
 from hybridrec.steps.evaluation import make_holdout
 from hybridrec.steps.guardrails import guard_night
 from hybridrec.steps.ranking import RankerOutcome, ranker_params, read_ranker, train_ranker, write_ranker
 from hybridrec.steps.runs import StepRecord
+from hybridrec.transforms.explain import with_explanations
 from hybridrec.transforms.features import with_popularity_recommendations, with_run_columns
 
 
 def model_version(cfg: Config, ranker_hash: str | None = None) -> str:
     """Package version + a hash of every setting that changes what is scored (+ the ranker's hash)."""
     scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "ranker": cfg.ranker.model_dump(),
-               "model": cfg.embedding.model}
+               "rules": cfg.rules.model_dump(), "model": cfg.embedding.model}
     digest = hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:10]
     return f"{__version__}+{digest}" + (f".ranker-{ranker_hash}" if ranker_hash else ".blend")
 
@@ -53,15 +58,23 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     blend = dataclasses.replace(blend_from_config(cfg.recommend), ranked=ranker.model is not None)
     params = ranker_params(scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds, blends=((S.HYBRID, blend),)),
                            cfg, ranker.model)
+    blocks = read_user_blocks(ctx.spark, cfg.rules)
     inputs = scoring_inputs(ctx, interactions=interactions, items=ctx.read(S.ITEMS),
                             item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
-                            params=params, neighbours=blend.ranked)
+                            params=params, neighbours=blend.ranked, rules=cfg.rules, user_blocks=blocks)
+    params = dataclasses.replace(params, rules=inputs.rules)
     hybrid = with_hybrid_recommendations(inputs.histories, inputs.index_bc, params)
     users_without_history = ctx.read(S.USERS).join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
-    top_popular = ctx.spark.createDataFrame(popularity_top_n(inputs.index, params.top_n))
-    popular = with_popularity_recommendations(users_without_history, top_popular)
-    rows = with_run_columns(hybrid.unionByName(popular), model_version=model_version(cfg, ranker.model_hash),
-                            run_id=ctx.run_id, ds=ctx.ds)
+    pool = popularity_top_n(inputs.index, params.top_n + cfg.rules.extra_candidates)
+    top_popular = ctx.spark.createDataFrame(ruled_popularity(pool, inputs.index.item_ids, params.top_n, inputs.rules),
+                                            "rank int, item_id string, score double, removed_by string")
+    popular = with_popularity_recommendations(users_without_history, top_popular, top_n=params.top_n, blocks_df=blocks)
+    scored = hybrid.unionByName(popular).persist()  # counted per rule, then published: scored once
+    removed = {r[S.REMOVED_BY]: r["count"] for r in
+               scored.where(F.col(S.REMOVED_BY).isNotNull()).groupBy(S.REMOVED_BY).count().collect()}
+    explained = with_explanations(scored, ctx.read(S.ITEMS), categories=cfg.rules.categories)
+    rows = with_run_columns(explained, model_version=model_version(cfg, ranker.model_hash), run_id=ctx.run_id,
+                            ds=ctx.ds)
     forced = warned = ""
     if cfg.guardrails.enabled:
         rows = rows.persist()  # checked, then written: scored once
@@ -69,6 +82,9 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
         forced, warned = guard_night(ctx, record, interactions, rows)
     record.row_counts["recommendations"] = ctx.write(rows, S.RECOMMENDATIONS)
     rows.unpersist()
+    scored.unpersist()
+    for rule in RULES:  # rows each business rule took out of the lists
+        record.row_counts[f"removed_{rule}"] = int(removed.get(rule, 0))
     record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
     record.row_counts["items_without_embedding"] = int((~inputs.index.has_embedding).sum())
     record.row_counts["ranker"] = int(blend.ranked)

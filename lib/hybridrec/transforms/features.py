@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
+from hybridrec.scoring.rules import RULES, USER_BLOCKED
 
 _HISTORY = "_history"
 
@@ -44,21 +45,42 @@ def with_histories(interactions_df: DataFrame, item_positions_df: DataFrame, use
     return histories.join(factors, S.USER_ID, "left")
 
 
-def with_popularity_recommendations(users_df: DataFrame, top_df: DataFrame) -> DataFrame:
-    """schema.SCORED_SCHEMA rows giving every user in `users_df` the popularity list `top_df`."""
+def with_popularity_recommendations(users_df: DataFrame, top_df: DataFrame, *, top_n: int,
+                                    blocks_df: DataFrame | None = None) -> DataFrame:
+    """schema.SCORED_SCHEMA rows giving every user in `users_df` the popularity list `top_df` (rank,
+    item_id, score, removed_by: scoring.rules.ruled_popularity), minus the items on the user's own
+    block list (`blocks_df`: user_id, item_id; such rows are kept as removed_by user_blocked when
+    they were within the top_n), ranked 1..top_n."""
     rows = users_df.select(S.USER_ID).crossJoin(F.broadcast(top_df))
+    if blocks_df is not None:
+        blocked = blocks_df.select(S.USER_ID, S.ITEM_ID).distinct().withColumn("_blocked", F.lit(True))
+        rows = rows.join(blocked, [S.USER_ID, S.ITEM_ID], "left")
+        rows = rows.withColumn("_user_blocked", F.col(S.REMOVED_BY).isNull() & F.col("_blocked").isNotNull())
+        rows = rows.withColumn(S.REMOVED_BY, F.when(F.col("_user_blocked"), F.lit(RULES[USER_BLOCKED - 1]))
+                               .otherwise(F.col(S.REMOVED_BY)))
+        kept = rows.where(F.col(S.REMOVED_BY).isNull()).withColumn(
+            S.RANK, F.row_number().over(Window.partitionBy(S.USER_ID).orderBy(S.RANK)))
+        # A blocked row counts as removed when it was within the top_n; the item-side removals already are.
+        gone = rows.where(F.col(S.REMOVED_BY).isNotNull() & (~F.col("_user_blocked") | (F.col(S.RANK) <= top_n)))
+        rows = kept.where(F.col(S.RANK) <= top_n).unionByName(gone.withColumn(S.RANK, F.lit(0)))
+    else:
+        rows = rows.where((F.col(S.RANK) <= top_n) | F.col(S.REMOVED_BY).isNotNull())
     return rows.select(
-        S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE,
+        S.USER_ID, F.col(S.RANK).cast("int").alias(S.RANK), S.ITEM_ID, S.SCORE,
         F.lit(None).cast("double").alias(S.ALS_SCORE),
         F.lit(None).cast("double").alias(S.CONTENT_SCORE),
         F.lit(None).cast("string").alias(S.REASON_ITEM_ID),
         F.lit(S.POPULARITY_STRATEGY).alias(S.STRATEGY),
+        F.lit("popularity").alias(S.SIGNAL),
+        F.col(S.REMOVED_BY).cast("string").alias(S.REMOVED_BY),
     )
 
 
 def with_run_columns(scored_df: DataFrame, *, model_version: str, run_id: str, ds: date) -> DataFrame:
-    """Rows in the `recommendations` contract."""
-    return scored_df.select(
-        *[F.col(f.name) for f in S.SCORED_SCHEMA.fields],
+    """Rows in the `recommendations` contract (published rows: removed_by is null); `scored_df` has
+    the explanation (with_explanations)."""
+    return scored_df.where(F.col(S.REMOVED_BY).isNull()).select(
+        *[F.col(f.name) for f in S.SCORED_SCHEMA.fields if f.name not in (S.REMOVED_BY, S.SIGNAL)],
         F.lit(model_version).alias(S.MODEL_VERSION), F.lit(run_id).alias(S.RUN_ID), F.lit(ds).alias(S.DS),
+        F.col(S.EXPLANATION),
     )

@@ -35,6 +35,7 @@ NEAR_DUPLICATE_EVENT = "near_duplicate_event"
 EMPTY_TEXT = "empty_text"
 INVALID_ENCODING = "invalid_encoding"
 DUPLICATE_ITEM_ID = "duplicate_item_id"
+BAD_AVAILABILITY = "bad_availability"  # available_from/available_to not ISO 8601, or the window is empty
 
 TEXT_TRUNCATED = "text_truncated"  # kept items whose text was cut at ingest.max_text_chars
 # ISO 8601 date, optionally with hh:mm[:ss[.f]] and a zone. A bare prefix such as "2026-11-01T1"
@@ -159,7 +160,8 @@ def item_text(title: Column, tags: Column, description: Column) -> Column:
 
 def with_item_reason(raw_df: DataFrame, *, max_text_chars: int) -> DataFrame:
     """Typed item columns, text (cut at `max_text_chars`, flagged in `text_truncated`) and its hash,
-    plus `reason` (null id, empty text, invalid encoding, duplicate id)."""
+    the availability window (ISO 8601), plus `reason` (null id, empty text, invalid encoding, bad
+    availability window, duplicate id)."""
     df = with_raw_record(raw_df)
     title = _blank_to_null(F.col("title")) if "title" in raw_df.columns else F.lit(None).cast("string")
     description = (_blank_to_null(F.col("description")) if "description" in raw_df.columns
@@ -171,20 +173,27 @@ def with_item_reason(raw_df: DataFrame, *, max_text_chars: int) -> DataFrame:
         _tags(raw_df).alias(S.TAGS),
         F.col(S.SOURCE),
         F.col(_RAW_RECORD),
+        *[(_blank_to_null(F.col(c)) if c in raw_df.columns else F.lit(None).cast("string")).alias(f"_raw_{c}")
+          for c in (S.AVAILABLE_FROM, S.AVAILABLE_TO)],
     )
+    for c in (S.AVAILABLE_FROM, S.AVAILABLE_TO):
+        df = df.withColumn(c, _parse_ts(F.col(f"_raw_{c}"), "iso"))
+    bad_window = ((F.col(f"_raw_{S.AVAILABLE_FROM}").isNotNull() & F.col(S.AVAILABLE_FROM).isNull())
+                  | (F.col(f"_raw_{S.AVAILABLE_TO}").isNotNull() & F.col(S.AVAILABLE_TO).isNull())
+                  | (F.col(S.AVAILABLE_FROM) >= F.col(S.AVAILABLE_TO)))
     full_text = item_text(F.col(S.TITLE), F.col(S.TAGS), F.col(S.DESCRIPTION))
     df = df.withColumn(TEXT_TRUNCATED, F.length(full_text) > max_text_chars)
     df = df.withColumn("_bad_encoding", F.contains(full_text, F.lit(_REPLACEMENT_CHAR)))
     df = df.withColumn(S.TEXT, F.substring(full_text, 1, max_text_chars))
     df = df.withColumn(S.TEXT_HASH, F.sha2(F.col(S.TEXT), 256))
     row_reason = (F.when(F.col(S.ITEM_ID).isNull(), NULL_ITEM_ID).when(F.col(S.TEXT) == "", EMPTY_TEXT)
-                  .when(F.col("_bad_encoding"), INVALID_ENCODING))
+                  .when(F.col("_bad_encoding"), INVALID_ENCODING).when(bad_window, BAD_AVAILABILITY))
     df = df.withColumn(S.REASON, row_reason)
     # Same id twice: keep the longest text (ties: smallest hash) so the choice is deterministic.
     order = Window.partitionBy(S.ITEM_ID).orderBy(F.length(S.TEXT).desc(), F.col(S.TEXT_HASH), F.col(S.SOURCE))
     position = F.when(F.col(S.REASON).isNull(), F.row_number().over(order))
     reason = F.when(F.col(S.REASON).isNull() & (position > 1), F.lit(DUPLICATE_ITEM_ID)).otherwise(F.col(S.REASON))
-    return df.withColumn(S.REASON, reason).drop("_bad_encoding")
+    return df.withColumn(S.REASON, reason).drop("_bad_encoding", *[f"_raw_{c}" for c in (S.AVAILABLE_FROM, S.AVAILABLE_TO)])
 
 
 def with_users(interactions_df: DataFrame, roster_df: DataFrame | None) -> DataFrame:
