@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write the results as JSON here (and a PNG chart next to it)")
     evaluate.add_argument("--tune", action="store_true",
                           help="first tune ALS and the blend on a validation split (training data only)")
+    experiment = sub.add_parser("experiment", parents=[common],
+                                help="compare the [experiment] arms on a holdout, with bootstrap intervals")
+    experiment.add_argument("--json", help="also write the table as JSON here (and a PNG chart next to it)")
     tune = sub.add_parser("tune", parents=[common], help="grid-search ALS and the blend on a validation split")
     tune.add_argument("--out", required=True, help="TOML file to write the chosen settings to (for --config)")
     sql = sub.add_parser("sql", parents=[settings],
@@ -142,6 +145,8 @@ def _with_spark(spark, cfg, args) -> int:
             _evaluate(ctx, args.json, args.tune)
         elif args.command == "tune":
             _tune(ctx, args.out)
+        elif args.command == "experiment":
+            _experiment(ctx, args.json)
         else:
             from hybridrec.steps import STEPS, run_steps
             steps = STEPS if args.command == "run" else (args.command,)
@@ -260,6 +265,27 @@ def _evaluate(ctx, json_path: str | None, tune: bool) -> None:
             chart = str(Path(json_path).with_suffix(".png"))
             report.write_chart(metrics, chart, ctx.cfg.evaluate.ks[0], ctx.cfg.evaluate.cold_k)
             log.info("wrote %s and %s", json_path, chart)
+
+
+def _experiment(ctx, json_path: str | None) -> None:
+    from hybridrec.quality.experiment import write_chart
+    from hybridrec.steps import run_step
+    from hybridrec.steps.experiment import run_experiment
+
+    outcome = {}
+
+    def experiment(ctx, record) -> None:
+        outcome["table"] = table = run_experiment(ctx)
+        record.row_counts["arms"] = len(table)
+
+    run_step(ctx, "experiment", experiment)
+    table = outcome["table"]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if json_path:
+        Path(json_path).write_text(json.dumps(table.to_dict("records"), indent=2, default=str), encoding="utf-8")
+        chart = str(Path(json_path).with_suffix(".png"))
+        write_chart(table, chart, str(table["metric"].iloc[0]))
+        log.info("wrote %s and %s", json_path, chart)
 
 
 def _tune(ctx, out: str) -> None:

@@ -172,6 +172,44 @@ class RulesConfig(_Section):
     extra_candidates: int = Field(ge=0)
 
 
+# What a variant may change: how lists are made from the night's shared models, not the models.
+VARIANT_KEYS = frozenset({
+    *(f"recommend.{k}" for k in ("top_n", "als_weight", "recent_weight", "popularity_weight", "content_weight",
+                                  "recent_items", "profile_max_items", "new_item_slots", "new_item_mapped_weight",
+                                  "retrieval", "rerank_dims", "rerank_candidates", "ivf_list_size", "ivf_probes",
+                                  "diversity_lambda", "diversity_candidates")),
+    "ranker.enabled",
+})
+
+
+class VariantConfig(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    share: float = Field(gt=0, lt=1)
+    settings: dict[str, Any] = Field(default_factory=dict)  # VARIANT_KEYS -> values that differ from control
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> VariantConfig:
+        unknown = sorted(set(self.settings) - VARIANT_KEYS)
+        if unknown:
+            raise ValueError(f"variant {self.name!r}: settings {unknown} cannot differ between variants; "
+                             f"expected some of {sorted(VARIANT_KEYS)}")
+        return self
+
+
+class ExperimentConfig(_Section):
+    salt: str = Field(min_length=1)
+    variants: list[VariantConfig]
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentConfig:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names) or "control" in names:
+            raise ValueError(f"variant names must be unique and not 'control', found {names}")
+        if sum(v.share for v in self.variants) > 1 + 1e-9:
+            raise ValueError(f"variant shares add up to {sum(v.share for v in self.variants):g}, expected at most 1")
+        return self
+
+
 class RankerConfig(_Section):
     enabled: bool
     candidates_per_source: int = Field(gt=0)
@@ -262,10 +300,26 @@ class Config(_Section):
     recommend: RecommendConfig
     ranker: RankerConfig
     rules: RulesConfig
+    experiment: ExperimentConfig
     evaluate: EvaluateConfig
     gate: GateConfig
     guardrails: GuardrailsConfig
     tune: TuneConfig
+
+    def arms(self) -> dict[str, Config]:
+        """The configuration of every arm of the experiment: control (this one) and each variant
+        (this one with the variant's settings), validated like any configuration."""
+        out = {"control": self}
+        for v in self.experiment.variants:
+            data = self.model_dump()
+            for key, value in v.settings.items():
+                section, name = key.split(".", 1)
+                data[section][name] = value
+            try:
+                out[v.name] = Config.model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError(f"experiment variant {v.name!r}: {exc}") from exc
+        return out
 
     def to_json(self) -> str:
         """The whole configuration with secrets masked (see `redact`): safe to log."""
@@ -360,6 +414,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if cfg.dataset.tuned_profile and kind in PROFILES:
         cfg = _layered(_merge(_defaults(), _profile(kind), f"profiles/{kind}.toml"), path, overrides)
         log.info("dataset %s: its tuned profile (profiles/%s.toml) is applied under --config and --set", kind, kind)
+    cfg.arms()  # every variant's settings are validated now, not when the night reaches them
     return cfg
 
 

@@ -37,6 +37,7 @@ REASON_ITEM_ID = "reason_item_id"
 REMOVED_BY = "removed_by"
 SIGNAL = "signal"
 EXPLANATION = "explanation"
+VARIANT = "variant"
 AVAILABLE_FROM = "available_from"
 AVAILABLE_TO = "available_to"
 STRATEGY = "strategy"
@@ -207,6 +208,8 @@ RECOMMENDATIONS = TableSpec(
         # Added after the first release, so at the end: existing tables migrate with --migrate-schema.
         _field(EXPLANATION, T.StringType(), "Why the row is there, from the signal that ranked it, e.g. "
                "'because you liked X', 'popular now in comedy', 'new: similar to Y'."),
+        _field(VARIANT, T.StringType(), "Experiment arm of the user: control, or a variant of [experiment] "
+               "(stable per user: hash of salt and user_id)."),
     ]),
     partition_by=(DS,),
     write_mode="replace_partition",

@@ -160,3 +160,11 @@ def test_gate_refuses_a_hybrid_below_ease_beyond_the_margin_with_the_numbers():
     # The ALS margin: a hybrid 1% below ALS passes a 2% margin, not a 0% one.
     assert len(gate_failures(_gate_metrics(0.099, 0.10), k=10, max_drop_pct=10, previous_ndcg=None)) == 1
     assert gate_failures(_gate_metrics(0.099, 0.10), k=10, max_drop_pct=10, previous_ndcg=None, als_margin_pct=2.0) == []
+
+
+def test_gate_judges_a_variant_by_its_own_hybrid_and_names_it():
+    metrics = pd.concat([_gate_metrics(0.12, 0.10), pd.DataFrame({
+        S.STRATEGY: ["hybrid:short"], "segment": "all", "metric": "ndcg", "k": 10, "value": [0.05]})])
+    assert gate_failures(metrics, k=10, max_drop_pct=10, previous_ndcg=None) == []
+    [failure] = gate_failures(metrics, k=10, max_drop_pct=10, previous_ndcg=None, strategy="hybrid:short")
+    assert failure.startswith("hybrid:short ndcg@10 0.0500 is below ALS-only 0.1000")

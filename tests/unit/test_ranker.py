@@ -181,3 +181,22 @@ def test_ranker_lists_re_ranked_by_mmr_give_the_second_place_to_the_other_topic(
 
     assert lists(0.0) == ["a0", "a1"]
     assert lists(0.5) == ["a0", "b0"]
+
+
+def test_ranker_lists_obey_the_rules_with_a_large_candidate_pool():
+    """Candidate indices run past the catalogue size here (two users' candidates): rules and MMR must
+    look at item positions, not candidate indices."""
+    from hybridrec.scoring.rules import BLOCKED, ItemRules
+
+    index = dataclasses.replace(INDEX, neighbours=NEIGHBOURS)
+    excluded = np.zeros(len(IDS), np.int8)
+    excluded[IDS.index("a0")] = BLOCKED
+    rules = ItemRules(excluded=excluded, category=np.full(len(IDS), -1), category_cap=0, extra_candidates=2)
+    p = params(("hybrid", dataclasses.replace(RANKED, diversity=0.3)), ranker=_ByAls(), top_n=2,
+               candidates_per_source=10, new_item_candidates=5, rules=rules)
+    users = [np.array([1.0, 0.0], np.float32)] * 3
+    out = score_block(["u0", "u1", "u2"], users, [hist([4]), hist([4]), hist([4])], index, p)
+    kept = out[out["removed_by"].isna()]
+    assert kept.groupby("user_id")["item_id"].apply(list).to_dict() == {u: ["a1", "b0"] for u in ("u0", "u1", "u2")}
+    gone = out[out["removed_by"].notna()]
+    assert gone[["user_id", "item_id", "removed_by"]].values.tolist() == [[u, "a0", "blocked"] for u in ("u0", "u1", "u2")]

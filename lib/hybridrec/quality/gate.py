@@ -26,6 +26,11 @@ def baseline_blends(cfg: Config) -> dict[str, Blend]:
     }
 
 
+def variant_strategy(name: str) -> str:
+    """The metrics' strategy name of an experiment arm's hybrid: hybrid for control, hybrid:<variant>."""
+    return HYBRID if name == "control" else f"{HYBRID}:{name}"
+
+
 def metric_value(metrics: pd.DataFrame, strategy: str, metric: str, k: int, segment: str = SEGMENT_ALL) -> float:
     rows = metrics[(metrics[S.STRATEGY] == strategy) & (metrics["segment"] == segment)
                    & (metrics["metric"] == metric) & (metrics["k"] == k)]
@@ -35,24 +40,24 @@ def metric_value(metrics: pd.DataFrame, strategy: str, metric: str, k: int, segm
 
 
 def gate_failures(metrics: pd.DataFrame, *, k: int, max_drop_pct: float, previous_ndcg: float | None,
-                  als_margin_pct: float = 0.0, ease_margin_pct: float | None = None) -> list[str]:
+                  als_margin_pct: float = 0.0, ease_margin_pct: float | None = None, strategy: str = HYBRID) -> list[str]:
     """Why the night must not be published (empty = publish). EASE is compared when its rows are in
-    `metrics` and `ease_margin_pct` is given."""
-    hybrid = metric_value(metrics, HYBRID, "ndcg", k)
+    `metrics` and `ease_margin_pct` is given. `strategy`: the hybrid of an experiment's variant."""
+    hybrid = metric_value(metrics, strategy, "ndcg", k)
     failures = []
     references = [(ALS, "ALS-only", als_margin_pct)]
     has_ease = ((metrics[S.STRATEGY] == S.EASE_STRATEGY) & (metrics["metric"] == "ndcg")).any()
     if ease_margin_pct is not None and has_ease:
         references.append((S.EASE_STRATEGY, "the EASE reference", ease_margin_pct))
-    for strategy, label, margin in references:
-        reference = metric_value(metrics, strategy, "ndcg", k)
+    for reference_strategy, label, margin in references:
+        reference = metric_value(metrics, reference_strategy, "ndcg", k)
         floor = reference * (1 - margin / 100)
         # Identical lists can differ in the last bits: Spark sums the per-user values in no fixed order.
         if hybrid < floor and not math.isclose(hybrid, floor, rel_tol=1e-9, abs_tol=1e-12):
-            failures.append(f"hybrid ndcg@{k} {hybrid:.4f} is below {label} {reference:.4f} by "
+            failures.append(f"{strategy} ndcg@{k} {hybrid:.4f} is below {label} {reference:.4f} by "
                             f"{reference - hybrid:.4f} ({100 * (reference - hybrid) / max(reference, 1e-12):.1f}%; "
                             f"allowed: {margin:.1f}%)")
     if previous_ndcg is not None and hybrid < previous_ndcg * (1 - max_drop_pct / 100):
-        failures.append(f"hybrid ndcg@{k} {hybrid:.4f} is {100 * (previous_ndcg - hybrid) / previous_ndcg:.1f}% below "
+        failures.append(f"{strategy} ndcg@{k} {hybrid:.4f} is {100 * (previous_ndcg - hybrid) / previous_ndcg:.1f}% below "
                         f"the last published night's {previous_ndcg:.4f} (allowed: {max_drop_pct:.1f}%)")
     return failures

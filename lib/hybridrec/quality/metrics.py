@@ -32,13 +32,10 @@ def _long(df: DataFrame, rows: list[tuple[str, str, int, Column]]) -> DataFrame:
     return df.select(S.STRATEGY, F.explode(F.array(*structs)).alias("_m")).select(S.STRATEGY, "_m.*")
 
 
-def ranking_metrics(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFrame,
-                    ks: list[int], cold_k: int) -> DataFrame:
-    """Accuracy per strategy: precision, recall, ndcg, map, hit_rate at each k (segments all and
-    light_users), recall@cold_k on cold items (segment cold_items), and the number of users.
-
-    recs_df: strategy, user_id, rank, item_id. Users with no recommendations count as zeros.
-    """
+def per_user_ranking(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFrame,
+                     ks: list[int], cold_k: int) -> DataFrame:
+    """strategy, user_id, is_light, cold_recall, and precision_k, recall_k, ndcg_k, map_k, hit_rate_k
+    for each k: one row per (strategy, evaluated user); users with no recommendations count as zeros."""
     counts = relevant_df.groupBy(S.USER_ID).agg(
         F.count(F.lit(1)).alias(N_RELEVANT), F.sum(F.col(IS_COLD).cast("int")).alias(N_COLD))
     users = users_df.select(S.USER_ID, IS_LIGHT).join(counts, S.USER_ID)
@@ -56,7 +53,7 @@ def ranking_metrics(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFr
     per_user = (users.crossJoin(strategies)
                 .join(hits.groupBy(S.STRATEGY, S.USER_ID).agg(*aggs), [S.STRATEGY, S.USER_ID], "left")
                 .fillna(0))
-    columns = [F.col(S.STRATEGY), F.col(IS_LIGHT),
+    columns = [F.col(S.STRATEGY), F.col(S.USER_ID), F.col(IS_LIGHT),
                F.when(F.col(N_COLD) > 0, F.col("cold_hits") / F.col(N_COLD)).alias("cold_recall")]
     for k in ks:
         hits_k = F.col(f"hits_{k}")
@@ -64,7 +61,17 @@ def ranking_metrics(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFr
                     (F.col(f"dcg_{k}") / _idcg(F.col(N_RELEVANT), k)).alias(f"ndcg_{k}"),
                     (F.col(f"ap_{k}") / F.least(F.col(N_RELEVANT), F.lit(k))).alias(f"map_{k}"),
                     (hits_k > 0).cast("double").alias(f"hit_rate_{k}")]
-    per_user = per_user.select(*columns)
+    return per_user.select(*columns)
+
+
+def ranking_metrics(recs_df: DataFrame, relevant_df: DataFrame, users_df: DataFrame,
+                    ks: list[int], cold_k: int) -> DataFrame:
+    """Accuracy per strategy: precision, recall, ndcg, map, hit_rate at each k (segments all and
+    light_users), recall@cold_k on cold items (segment cold_items), and the number of users.
+
+    recs_df: strategy, user_id, rank, item_id. Users with no recommendations count as zeros.
+    """
+    per_user = per_user_ranking(recs_df, relevant_df, users_df, ks, cold_k)
     # One aggregation for every segment (a union of three would recompute per_user's joins three times).
     names = ("precision", "recall", "ndcg", "map", "hit_rate")
     aggs, rows = [], []

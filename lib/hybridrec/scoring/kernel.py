@@ -331,14 +331,17 @@ def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: S
     dense = np.full((len(histories), int(rank.max(initial=0))), -1, dtype=np.int64)
     dense[c.rows[at], rank - 1] = at
     dense_scores = np.where(dense >= 0, scores[dense], -np.inf)
-    done = _finished(dense, dense_scores, p.top_n, p, histories, index, blend.diversity)
+    # Rules and MMR see item positions; the rows are then taken back as candidate indices.
+    done = _finished(c.items[dense], dense_scores, p.top_n, p, histories, index, blend.diversity)
     kept = done.order >= 0
-    at = done.items[kept]
+    at = np.take_along_axis(dense, np.maximum(done.order, 0), axis=1)[kept]
 
     def strategy(at: np.ndarray) -> np.ndarray:
         return np.where(c.is_new[at] & p.mark_new_items, len(names) - 1, code)
 
-    rows_r, at_r, scores_r, _, removed_by = done.removed_rows(code)
+    rows_r, cols_r = np.nonzero(done.removed)
+    at_r, removed_by = dense[rows_r, cols_r], done.removed[rows_r, cols_r]
+    scores_r = scores[at_r]
     user = _UserSide(c.user_factors, c.has_user_factors, c.profiles, c.no_profile, c.profile_sources, histories)
     # The row's strongest source: its highest per-user z-score (missing = the source cannot score it).
     z = np.nan_to_num(c.features[at][:, [FEATURES.index(f"{s}_z") for s in SOURCES]], nan=-np.inf)

@@ -22,16 +22,17 @@ from hybridrec.errors import EvaluationError
 from hybridrec.io.delta import partitions, read_table
 from hybridrec.quality import metrics as qm
 from hybridrec.quality import splits
-from hybridrec.quality.gate import ALS, HYBRID, baseline_blends
+from hybridrec.quality.gate import ALS, HYBRID, baseline_blends, variant_strategy
 from hybridrec.quality.tuning import TuneResult, als_grid, blend_grid, choose
 from hybridrec.scoring import ease
 from hybridrec.scoring.arrow import with_hybrid_recommendations
-from hybridrec.scoring.params import Blend, scoring_params
+from hybridrec.scoring.params import Blend, blend_from_config, scoring_params
 from hybridrec.scoring.ranker import RankerModel
 from hybridrec.steps.context import RunContext, scoring_inputs
 from hybridrec.steps.ranking import RankerOutcome, ranker_params, train_ranker
 from hybridrec.transforms.als import fit_factors
 from hybridrec.transforms.embed import latest_embeddings
+from hybridrec.transforms.variants import CONTROL
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,10 @@ def run_evaluation(ctx: RunContext, als_by_strategy: dict[str, AlsConfig] | None
     als_by_strategy = als_by_strategy or {}
     holdout = make_holdout(ctx.read(S.INTERACTIONS), cfg)
     ranker = train_ranker(ctx, holdout)
+    for name, arm in cfg.arms().items():  # each variant's hybrid, scored on every evaluated user
+        if name != CONTROL:
+            blends[variant_strategy(name)] = dataclasses.replace(
+                blend_from_config(arm.recommend), ranked=ranker.model is not None and arm.ranker.enabled)
     if ranker.model is not None:
         blends[S.BLEND_STRATEGY] = blends[HYBRID]
         blends[HYBRID] = dataclasses.replace(blends[HYBRID], ranked=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from hybridrec.errors import QualityGateError
-from hybridrec.quality.gate import ALS, HYBRID, gate_failures, metric_value
+from hybridrec.quality.gate import ALS, HYBRID, gate_failures, metric_value, variant_strategy
 from hybridrec.quality.report import print_metrics
 from hybridrec.steps.context import RunContext
 from hybridrec.steps.evaluation import previous_published_ndcg, run_evaluation, write_metrics
@@ -33,6 +33,10 @@ def gate_step(ctx: RunContext, record: StepRecord) -> None:
     previous_ds, previous = previous_published_ndcg(ctx, gate.k)
     failures = gate_failures(metrics, k=gate.k, max_drop_pct=gate.max_drop_pct, previous_ndcg=previous,
                              als_margin_pct=gate.als_margin_pct, ease_margin_pct=gate.ease_margin_pct)
+    for v in cfg.experiment.variants:  # every arm's users get lists: each arm passes the same references
+        failures += gate_failures(metrics, k=gate.k, max_drop_pct=gate.max_drop_pct, previous_ndcg=None,
+                                  als_margin_pct=gate.als_margin_pct, ease_margin_pct=gate.ease_margin_pct,
+                                  strategy=variant_strategy(v.name))
     record.row_counts.update({"metrics": len(metrics), "gate_failures": len(failures),
                               "ranker_trained": int(evaluation.ranker.model is not None)})
     hybrid = metric_value(metrics, HYBRID, "ndcg", gate.k)

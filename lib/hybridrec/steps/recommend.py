@@ -5,9 +5,11 @@ the guardrails (steps/guardrails.py) have compared the night with the last publi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hybridrec import __version__
@@ -15,7 +17,7 @@ from hybridrec import schema as S
 from hybridrec.config import Config, positive_min_weight
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.index import popularity_top_n
-from hybridrec.scoring.params import blend_from_config, scoring_params
+from hybridrec.scoring.params import ScoringParams, blend_from_config, scoring_params
 from hybridrec.scoring.rules import RULES, ruled_popularity
 from hybridrec.sources.block_list import read_user_blocks
 from hybridrec.steps.context import RunContext, scoring_inputs
@@ -25,6 +27,7 @@ from hybridrec.steps.ranking import RankerOutcome, ranker_params, read_ranker, t
 from hybridrec.steps.runs import StepRecord
 from hybridrec.transforms.explain import with_explanations
 from hybridrec.transforms.features import with_popularity_recommendations, with_run_columns
+from hybridrec.transforms.variants import CONTROL, with_variant
 
 
 def model_version(cfg: Config, ranker_hash: str | None = None) -> str:
@@ -51,30 +54,48 @@ def night_ranker(ctx: RunContext, interactions) -> RankerOutcome:
     return outcome
 
 
+def arm_params(arm: Config, ctx: RunContext, ranker: RankerOutcome, rules) -> ScoringParams:
+    """Scoring parameters of one arm of the experiment (its list settings; the night's models)."""
+    blend = dataclasses.replace(blend_from_config(arm.recommend),
+                                ranked=ranker.model is not None and arm.ranker.enabled)
+    params = scoring_params(arm.recommend, positive_min_weight(arm), ctx.ds, blends=((S.HYBRID, blend),))
+    return dataclasses.replace(ranker_params(params, arm, ranker.model if blend.ranked else None), rules=rules)
+
+
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
     cfg = ctx.cfg
     interactions = ctx.read(S.INTERACTIONS).persist()  # used for popularity, histories and new users
     ranker = night_ranker(ctx, interactions)
-    blend = dataclasses.replace(blend_from_config(cfg.recommend), ranked=ranker.model is not None)
-    params = ranker_params(scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds, blends=((S.HYBRID, blend),)),
-                           cfg, ranker.model)
+    arms = cfg.arms()
+    control = arm_params(cfg, ctx, ranker, None)
     blocks = read_user_blocks(ctx.spark, cfg.rules)
     inputs = scoring_inputs(ctx, interactions=interactions, items=ctx.read(S.ITEMS),
                             item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
-                            params=params, neighbours=blend.ranked, rules=cfg.rules, user_blocks=blocks)
-    params = dataclasses.replace(params, rules=inputs.rules)
-    hybrid = with_hybrid_recommendations(inputs.histories, inputs.index_bc, params)
-    users_without_history = ctx.read(S.USERS).join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
-    pool = popularity_top_n(inputs.index, params.top_n + cfg.rules.extra_candidates)
-    top_popular = ctx.spark.createDataFrame(ruled_popularity(pool, inputs.index.item_ids, params.top_n, inputs.rules),
-                                            "rank int, item_id string, score double, removed_by string")
-    popular = with_popularity_recommendations(users_without_history, top_popular, top_n=params.top_n, blocks_df=blocks)
-    scored = hybrid.unionByName(popular).persist()  # counted per rule, then published: scored once
+                            params=control, rules=cfg.rules, user_blocks=blocks,
+                            neighbours=ranker.model is not None and any(a.ranker.enabled for a in arms.values()))
+    salt, shares = cfg.experiment.salt, [(v.name, v.share) for v in cfg.experiment.variants]
+    users = with_variant(ctx.read(S.USERS).select(S.USER_ID), salt, shares)
+    histories = inputs.histories.join(users, S.USER_ID) if shares else inputs.histories.withColumn(
+        S.VARIANT, F.lit(CONTROL))
+    without_history = users.join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
+    parts, versions = [], {}
+    for name, arm in arms.items():  # every arm scored from the same broadcast index, one commit for all
+        params = arm_params(arm, ctx, ranker, inputs.rules)
+        mine = histories.where(F.col(S.VARIANT) == name).drop(S.VARIANT)
+        hybrid = with_hybrid_recommendations(mine, inputs.index_bc, params)
+        pool = popularity_top_n(inputs.index, params.top_n + cfg.rules.extra_candidates)
+        top_popular = ctx.spark.createDataFrame(ruled_popularity(pool, inputs.index.item_ids, params.top_n, inputs.rules),
+                                                "rank int, item_id string, score double, removed_by string")
+        popular = with_popularity_recommendations(without_history.where(F.col(S.VARIANT) == name), top_popular,
+                                                  top_n=params.top_n, blocks_df=blocks)
+        versions[name] = model_version(arm, ranker.model_hash if params.blends[0][1].ranked else None)
+        parts.append(hybrid.unionByName(popular).withColumns(
+            {S.VARIANT: F.lit(name), S.MODEL_VERSION: F.lit(versions[name])}))
+    scored = functools.reduce(DataFrame.unionByName, parts).persist()  # counted per rule, then published: scored once
     removed = {r[S.REMOVED_BY]: r["count"] for r in
                scored.where(F.col(S.REMOVED_BY).isNotNull()).groupBy(S.REMOVED_BY).count().collect()}
     explained = with_explanations(scored, ctx.read(S.ITEMS), categories=cfg.rules.categories)
-    rows = with_run_columns(explained, model_version=model_version(cfg, ranker.model_hash), run_id=ctx.run_id,
-                            ds=ctx.ds)
+    rows = with_run_columns(explained, run_id=ctx.run_id, ds=ctx.ds)
     forced = warned = ""
     if cfg.guardrails.enabled:
         rows = rows.persist()  # checked, then written: scored once
@@ -87,8 +108,9 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
         record.row_counts[f"removed_{rule}"] = int(removed.get(rule, 0))
     record.row_counts["items_without_factors"] = int((~inputs.index.has_factors).sum())
     record.row_counts["items_without_embedding"] = int((~inputs.index.has_embedding).sum())
-    record.row_counts["ranker"] = int(blend.ranked)
-    record.message = forced + ("published with the ranker: " if blend.ranked else "published with the linear blend: ") \
-        + ranker.message + warned
+    ranked = control.blends[0][1].ranked
+    record.row_counts["ranker"] = int(ranked)
+    record.message = forced + ("published with the ranker: " if ranked else "published with the linear blend: ") \
+        + ranker.message + warned + (f" Experiment arms: {versions}." if shares else "")
     inputs.release()
     interactions.unpersist()

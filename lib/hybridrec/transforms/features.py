@@ -76,11 +76,8 @@ def with_popularity_recommendations(users_df: DataFrame, top_df: DataFrame, *, t
     )
 
 
-def with_run_columns(scored_df: DataFrame, *, model_version: str, run_id: str, ds: date) -> DataFrame:
+def with_run_columns(scored_df: DataFrame, *, run_id: str, ds: date) -> DataFrame:
     """Rows in the `recommendations` contract (published rows: removed_by is null); `scored_df` has
-    the explanation (with_explanations)."""
-    return scored_df.where(F.col(S.REMOVED_BY).isNull()).select(
-        *[F.col(f.name) for f in S.SCORED_SCHEMA.fields if f.name not in (S.REMOVED_BY, S.SIGNAL)],
-        F.lit(model_version).alias(S.MODEL_VERSION), F.lit(run_id).alias(S.RUN_ID), F.lit(ds).alias(S.DS),
-        F.col(S.EXPLANATION),
-    )
+    the explanation (with_explanations), the variant and the model_version of its arm."""
+    return scored_df.where(F.col(S.REMOVED_BY).isNull()).withColumns(
+        {S.RUN_ID: F.lit(run_id), S.DS: F.lit(ds)}).select(*S.RECOMMENDATIONS.columns)
