@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/hybridrec run --ds $(DS)
+	$(BIN)/hybridrec run --ds $(DS) --migrate-schema  # the demo lakehouse takes new nullable columns as they come
 
 lint: setup
 	$(BIN)/ruff check lib tests jobs airflow_dags benchmarks

@@ -27,6 +27,7 @@ TEST_SETTINGS = [
     "gate.enabled=false",  # tests that exercise the gate turn it on
     "ranker.enabled=false",  # the linear blend: known answers; tests of the ranker turn it on
     "guardrails.enabled=false",  # a night-over-night check per recommend; tests of the guardrails turn it on
+    "tracking.enabled=false",  # MLflow; tests/e2e/test_tracking.py turns it on against a real server
     "als.rank=4",
     "als.max_iter=5",
     # The hashing stand-in for the text model: tests where the model is not the point skip loading it

@@ -210,6 +210,12 @@ class ExperimentConfig(_Section):
         return self
 
 
+class TrackingConfig(_Section):
+    enabled: bool
+    uri: str
+    experiment: str = Field(min_length=1)
+
+
 class RankerConfig(_Section):
     enabled: bool
     candidates_per_source: int = Field(gt=0)
@@ -301,6 +307,7 @@ class Config(_Section):
     ranker: RankerConfig
     rules: RulesConfig
     experiment: ExperimentConfig
+    tracking: TrackingConfig
     evaluate: EvaluateConfig
     gate: GateConfig
     guardrails: GuardrailsConfig

@@ -46,6 +46,7 @@ def _config(lakehouse: str, **sections: dict) -> str:
         "evaluate": {"cold_k": 5},
         "gate": {"ease_margin_pct": 100.0},
         "ranker": {"enabled": False},
+        "tracking": {"enabled": False},  # MLflow has its own test (test_tracking.py)
     }
     for name, values in sections.items():
         settings[name] = {**settings.get(name, {}), **values}

@@ -100,3 +100,23 @@ def test_mmr_needs_a_pool_of_at_least_top_n():
     with pytest.raises(ConfigError, match=r"diversity_candidates \(20\) must be >= top_n \(50\)"):
         load_config(overrides=["recommend.diversity_lambda=0.3", "recommend.diversity_candidates=20"])
     assert load_config(overrides=["recommend.diversity_candidates=20"]).recommend.diversity_lambda == 0.0
+
+
+@pytest.mark.parametrize(("variants", "message"), [
+    ('[{name="a", share=0.2, settings={"als.rank"=3}}]', r"variant 'a': settings \['als.rank'\] cannot differ"),
+    ('[{name="a", share=0.6}, {name="b", share=0.6}]', "shares add up to 1.2, expected at most 1"),
+    ('[{name="control", share=0.2}]', "not 'control'"),
+    ('[{name="a", share=0.2, settings={"recommend.top_n"=0}}]', "(?s)experiment variant 'a'.*greater than 0"),
+])
+def test_experiment_variants_are_validated_at_load(variants, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[f"experiment.variants={variants}"])
+
+
+def test_each_arm_is_control_with_its_variant_settings():
+    cfg = load_config(overrides=['experiment.variants=[{name="diverse", share=0.2, '
+                                 'settings={"recommend.diversity_lambda"=0.3, "ranker.enabled"=false}}]'])
+    arms = cfg.arms()
+    assert list(arms) == ["control", "diverse"] and arms["control"] is cfg
+    assert arms["diverse"].recommend.diversity_lambda == 0.3 and not arms["diverse"].ranker.enabled
+    assert arms["diverse"].recommend.model_copy(update={"diversity_lambda": 0.0}) == cfg.recommend

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 from hybridrec import __version__
 from hybridrec import schema as S
 from hybridrec.config import Config, positive_min_weight
+from hybridrec.io import tracking
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.index import popularity_top_n
 from hybridrec.scoring.params import ScoringParams, blend_from_config, scoring_params
@@ -29,13 +31,17 @@ from hybridrec.transforms.explain import with_explanations
 from hybridrec.transforms.features import with_popularity_recommendations, with_run_columns
 from hybridrec.transforms.variants import CONTROL, with_variant
 
+log = logging.getLogger(__name__)
 
-def model_version(cfg: Config, ranker_hash: str | None = None) -> str:
-    """Package version + a hash of every setting that changes what is scored (+ the ranker's hash)."""
+
+def model_version(cfg: Config, ranker_hash: str | None = None, mlflow_run: str | None = None) -> str:
+    """Package version + a hash of every setting that changes what is scored (+ the ranker's hash,
+    + the night's MLflow run)."""
     scoring = {"als": cfg.als.model_dump(), "recommend": cfg.recommend.model_dump(), "ranker": cfg.ranker.model_dump(),
                "rules": cfg.rules.model_dump(), "model": cfg.embedding.model}
     digest = hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{__version__}+{digest}" + (f".ranker-{ranker_hash}" if ranker_hash else ".blend")
+    return (f"{__version__}+{digest}" + (f".ranker-{ranker_hash}" if ranker_hash else ".blend")
+            + (f".mlflow-{mlflow_run}" if mlflow_run else ""))
 
 
 def night_ranker(ctx: RunContext, interactions) -> RankerOutcome:
@@ -63,6 +69,22 @@ def arm_params(arm: Config, ctx: RunContext, ranker: RankerOutcome, rules) -> Sc
 
 
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
+    mlflow_run = None
+    if ctx.cfg.tracking.enabled and tracking.tracking_uri(ctx.cfg):
+        mlflow_run = tracking.start_night(ctx.cfg, ctx.ds, ctx.run_id)
+    elif ctx.cfg.tracking.enabled:
+        log.warning("not tracked: the lakehouse is on object storage and tracking.uri is empty (set a server)")
+    try:
+        ranker = _publish(ctx, record, mlflow_run)
+    except BaseException:
+        if mlflow_run:
+            tracking.fail_night(ctx.cfg, mlflow_run)
+        raise
+    if mlflow_run:
+        _track(ctx, record, ranker, mlflow_run)
+
+
+def _publish(ctx: RunContext, record: StepRecord, mlflow_run: str | None) -> RankerOutcome:
     cfg = ctx.cfg
     interactions = ctx.read(S.INTERACTIONS).persist()  # used for popularity, histories and new users
     ranker = night_ranker(ctx, interactions)
@@ -88,7 +110,7 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
                                                 "rank int, item_id string, score double, removed_by string")
         popular = with_popularity_recommendations(without_history.where(F.col(S.VARIANT) == name), top_popular,
                                                   top_n=params.top_n, blocks_df=blocks)
-        versions[name] = model_version(arm, ranker.model_hash if params.blends[0][1].ranked else None)
+        versions[name] = model_version(arm, ranker.model_hash if params.blends[0][1].ranked else None, mlflow_run)
         parts.append(hybrid.unionByName(popular).withColumns(
             {S.VARIANT: F.lit(name), S.MODEL_VERSION: F.lit(versions[name])}))
     scored = functools.reduce(DataFrame.unionByName, parts).persist()  # counted per rule, then published: scored once
@@ -114,3 +136,18 @@ def recommend_step(ctx: RunContext, record: StepRecord) -> None:
         + ranker.message + warned + (f" Experiment arms: {versions}." if shares else "")
     inputs.release()
     interactions.unpersist()
+    return ranker
+
+
+def _track(ctx: RunContext, record: StepRecord, ranker: RankerOutcome, mlflow_run: str) -> None:
+    """The night's MLflow run: the gate's metrics for this run id, the publish's counts, the models."""
+    metrics = ctx.read(S.METRICS, required=False)
+    rows = [] if metrics is None else metrics.where(F.col(S.RUN_ID) == ctx.run_id).collect()
+    values = {f"{r[S.STRATEGY]}.{r['segment']}.{r['metric']}_{r['k']}".replace(":", "_"): r["value"] for r in rows}
+    values.update({f"rows.{k}": v for k, v in record.row_counts.items()})
+    tracking.finish_night(
+        ctx.cfg, mlflow_run, metrics=values, item_factors=ctx.read(S.ITEM_FACTORS).toPandas(),
+        ranker_model=ranker.model.model if ranker.model is not None else None,
+        tags={"hybridrec.embedding_model": ctx.cfg.embedding.model, "hybridrec.embedding_runtime": ctx.cfg.embedding.runtime,
+              "hybridrec.ranker": ranker.model_hash or "none (linear blend)"})
+    record.message += f" MLflow run {mlflow_run} ({tracking.tracking_uri(ctx.cfg)})."
