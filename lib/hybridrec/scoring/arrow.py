@@ -16,8 +16,9 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from hybridrec import schema as S
 from hybridrec.scoring.candidates import FEATURES, MATRICES_PER_BLOCK, SOURCES, candidates
 from hybridrec.scoring.index import ItemIndex
-from hybridrec.scoring.kernel import History, ScoredRows, score_rows
+from hybridrec.scoring.kernel import History, score_rows
 from hybridrec.scoring.params import ScoringParams
+from hybridrec.scoring.rows import ScoredRows
 from hybridrec.scoring.rules import RULES
 
 

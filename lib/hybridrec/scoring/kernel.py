@@ -1,6 +1,5 @@
-"""The hybrid top-N kernel: pure numpy over one block of users (the Spark side is scoring.arrow).
-(Over 300 lines on purpose: the signals, their closed-form z-scores, new-item places and reasons
-are one computation; split, each part would need the others' intermediate matrices.)
+"""The hybrid top-N kernel: pure numpy over one block of users (the Spark side is scoring.arrow;
+each list is finished, rules and MMR, and turned into rows by scoring.rows).
 
 Item-side matrices (ALS factors, embeddings, popularity) are broadcast once; users arrive in
 Arrow batches with their history and factors. For each block of users the worker computes, as
@@ -23,7 +22,8 @@ own score, half "what ALS would say" through a ridge regression from embeddings 
 factors trained on the warm items, half content, and fill `new_item_slots` places at the end of the
 list. Seen items are masked; top-N uses argpartition. Unlike `recommendForAllUsers`, seen items are
 excluded. One pass can score several blends (`ScoringParams.blends`), which is how evaluation and
-tuning compare strategies on the same factors.
+tuning compare strategies on the same factors. Each row also names the signal that did most to rank
+it (its explanation is written from that in Spark).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from hybridrec.scoring.index import ItemIndex, Moments
 from hybridrec.scoring.params import Blend, ScoringParams
 from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
 from hybridrec.scoring.ranker import ranked_lists
-from hybridrec.scoring.rules import RULES, finish_lists
+from hybridrec.scoring.rows import ROW_DTYPES, ScoredRows, UserSide, assemble, finished
+from hybridrec.scoring.rules import RULES
 
 
 @dataclass(frozen=True)
@@ -165,22 +166,6 @@ def _ranked(space: _Space, score: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return space.cols[top], np.take_along_axis(score, top, axis=1)
 
 
-@dataclass(frozen=True)
-class ScoredRows:
-    """One block's top-N rows as arrays: `rows` index the block's users, item columns are ItemIndex positions."""
-    rows: np.ndarray        # int64
-    rank: np.ndarray        # int32, 1 = best
-    items: np.ndarray       # int64
-    score: np.ndarray       # float64
-    als: np.ndarray         # float64, NaN = null
-    content: np.ndarray     # float64, NaN = null
-    reason: np.ndarray      # int64 position of the reason item, -1 = null
-    strategy: np.ndarray    # int64 index into `names`
-    removed_by: np.ndarray  # int8: 0 = a published row, else the business rule (scoring.rules.RULES) that removed it
-    signal: np.ndarray      # int8: 1 + the SOURCES index of the signal that did most to rank the row, 0 = none
-    names: tuple[str, ...]
-
-
 def score_block(
     user_ids: list[str], factors: list, histories: list[History], index: ItemIndex, p: ScoringParams
 ) -> pd.DataFrame:
@@ -224,7 +209,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
         new_top, new_scores = _ranked(new_space, new_score, max_slots + extra)
 
     names = (*[name for name, _ in p.blends], S.NEW_ITEM)
-    user = _UserSide(user_factors, has_user_factors, profiles, no_profile, profile_sources, histories)
+    user = UserSide(user_factors, has_user_factors, profiles, no_profile, profile_sources, histories)
     parts = []
     for code, (_, blend) in enumerate(p.blends):
         if blend.ranked:
@@ -234,9 +219,9 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
         # A content-only blend ranks every item with an embedding; otherwise new items only get slots.
         space = spaces["warm"] if blend.uses_interactions else spaces["embedded"]
         pool_top, pool_scores = _ranked_blend(space, queries, weights, seen, p, p.pool(blend))
-        main = _finished(pool_top, pool_scores, p.top_n, p, histories, index, blend.diversity)
+        main = finished(pool_top, pool_scores, p.top_n, p, histories, index, blend.diversity)
         slots = min(blend.new_item_slots, max_slots) if (new_top is not None and blend.uses_interactions) else 0
-        new = _finished(new_top[:, :slots + extra] if slots else np.zeros((n_users, 0), np.int64),
+        new = finished(new_top[:, :slots + extra] if slots else np.zeros((n_users, 0), np.int64),
                         new_scores[:, :slots + extra] if slots else np.zeros((n_users, 0)), slots, p, histories,
                         index, 0.0)
         new_keep = new.order >= 0
@@ -248,74 +233,13 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
         is_new = np.concatenate([np.zeros_like(main_keep), new_keep], axis=1)[keep]
         removed = [main.removed_rows(code), new.removed_rows(len(names) - 1 if p.mark_new_items else code)]
         items = np.concatenate([main.items, new.items], axis=1)[keep]
-        parts.append(_assemble(
+        parts.append(assemble(
             user, index, p, names, rows=rows, rank=np.cumsum(keep, axis=1)[keep].astype(np.int32), items=items,
             score=np.concatenate([main.scores, new.scores], axis=1)[keep],
             strategy=np.where(is_new & p.mark_new_items, len(names) - 1, code), removed=removed,
             signal=_blend_signals(space, queries, weights, rows, items) if p.explain else None))
     return ScoredRows(**{f: np.concatenate([getattr(r, f) for r in parts]) if parts else np.zeros(0, t)
-                         for f, t in _ROW_DTYPES.items()}, names=names)
-
-
-@dataclass(frozen=True)
-class _UserSide:
-    factors: np.ndarray
-    has_factors: np.ndarray
-    profiles: np.ndarray
-    no_profile: np.ndarray
-    profile_sources: list[np.ndarray]
-    histories: list[History]
-
-
-@dataclass(frozen=True)
-class _Finished:
-    """Lists after the rules and MMR: items/scores (users, <= top_n) in list order, -inf past a list's
-    end; the rules' removals as pool matrices."""
-    items: np.ndarray
-    scores: np.ndarray
-    order: np.ndarray
-    pool_items: np.ndarray
-    pool_scores: np.ndarray
-    removed: np.ndarray
-
-    def removed_rows(self, strategy: int) -> tuple[np.ndarray, ...]:
-        """(rows, items, scores, strategy, removed_by) of the removed rows."""
-        rows, cols = np.nonzero(self.removed)
-        return (rows, self.pool_items[rows, cols], self.pool_scores[rows, cols], np.full(len(rows), strategy),
-                self.removed[rows, cols])
-
-
-def _finished(pool_items: np.ndarray, pool_scores: np.ndarray, top_n: int, p: ScoringParams,
-              histories: list[History], index: ItemIndex, diversity: float) -> _Finished:
-    order, removed = finish_lists(pool_items, pool_scores, top_n=top_n, rules=p.rules,
-                                  user_blocked=[h.blocked for h in histories], content=index.content,
-                                  diversity=diversity)
-    at = np.maximum(order, 0)
-    return _Finished(np.take_along_axis(pool_items, at, axis=1),
-                     np.where(order >= 0, np.take_along_axis(pool_scores, at, axis=1), -np.inf),
-                     order, pool_items, pool_scores, removed)
-
-
-def _assemble(user: _UserSide, index: ItemIndex, p: ScoringParams, names: tuple[str, ...], *, rows: np.ndarray,
-              rank: np.ndarray, items: np.ndarray, score: np.ndarray, strategy: np.ndarray,
-              removed: list[tuple[np.ndarray, ...]], signal: np.ndarray | None) -> ScoredRows:
-    """Kept rows and the rules' removed rows (rank 0, removed_by set) with their signal columns."""
-    n_kept = len(rows)
-    signal = np.zeros(n_kept, np.int8) if signal is None else signal
-    rows, items, score, strategy, removed_by = (
-        np.concatenate([x, *[r[i] for r in removed]]) for i, x in
-        enumerate((rows, items, score, strategy, np.zeros(n_kept, np.int8))))
-    als = np.einsum("ij,ij->i", user.factors[rows], index.factors[items])
-    reason = np.full(len(items), -1, dtype=np.int64)
-    if p.explain:
-        reason[:n_kept] = _block_reasons(rows[:n_kept], items[:n_kept], user.profile_sources, user.histories, index)
-    return ScoredRows(
-        rows=rows, rank=np.concatenate([rank, np.zeros(len(rows) - n_kept, np.int32)]), items=items,
-        score=score.astype(np.float64),
-        als=np.where(user.has_factors[rows] & index.has_factors[items], als, np.nan).astype(np.float64),
-        content=_pair_content(user.profiles, user.no_profile, index, rows, items).astype(np.float64),
-        reason=reason, strategy=strategy.astype(np.int64), removed_by=removed_by.astype(np.int8),
-        signal=np.concatenate([signal, np.zeros(len(rows) - n_kept, np.int8)]).astype(np.int8), names=names)
+                         for f, t in ROW_DTYPES.items()}, names=names)
 
 
 def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: ScoringParams, blend: Blend,
@@ -332,7 +256,7 @@ def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: S
     dense[c.rows[at], rank - 1] = at
     dense_scores = np.where(dense >= 0, scores[dense], -np.inf)
     # Rules and MMR see item positions; the rows are then taken back as candidate indices.
-    done = _finished(c.items[dense], dense_scores, p.top_n, p, histories, index, blend.diversity)
+    done = finished(c.items[dense], dense_scores, p.top_n, p, histories, index, blend.diversity)
     kept = done.order >= 0
     at = np.take_along_axis(dense, np.maximum(done.order, 0), axis=1)[kept]
 
@@ -342,18 +266,13 @@ def _ranked_part(factors: list, histories: list[History], index: ItemIndex, p: S
     rows_r, cols_r = np.nonzero(done.removed)
     at_r, removed_by = dense[rows_r, cols_r], done.removed[rows_r, cols_r]
     scores_r = scores[at_r]
-    user = _UserSide(c.user_factors, c.has_user_factors, c.profiles, c.no_profile, c.profile_sources, histories)
+    user = UserSide(c.user_factors, c.has_user_factors, c.profiles, c.no_profile, c.profile_sources, histories)
     # The row's strongest source: its highest per-user z-score (missing = the source cannot score it).
     z = np.nan_to_num(c.features[at][:, [FEATURES.index(f"{s}_z") for s in SOURCES]], nan=-np.inf)
     signal = np.where(np.isfinite(z).any(axis=1), np.argmax(z, axis=1) + 1, 0).astype(np.int8) if len(at) else None
-    return _assemble(user, index, p, names, rows=c.rows[at], rank=np.cumsum(kept, axis=1)[kept].astype(np.int32),
+    return assemble(user, index, p, names, rows=c.rows[at], rank=np.cumsum(kept, axis=1)[kept].astype(np.int32),
                      items=c.items[at], score=scores[at], strategy=strategy(at),
                      removed=[(rows_r, c.items[at_r], scores_r, strategy(at_r), removed_by)], signal=signal)
-
-
-_ROW_DTYPES = {"rows": np.int64, "rank": np.int32, "items": np.int64, "score": np.float64, "als": np.float64,
-               "content": np.float64, "reason": np.int64, "strategy": np.int64, "removed_by": np.int8,
-               "signal": np.int8}
 
 
 def _blend_signals(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float],
@@ -372,33 +291,6 @@ def _blend_signals(space: _Space, queries: dict[str, tuple[np.ndarray, np.ndarra
         better = part > best
         best, code = np.where(better, part, best), np.where(better, SOURCES.index(s) + 1, code).astype(np.int8)
     return code
-
-
-def _pair_content(profiles: np.ndarray, no_profile: np.ndarray, index: ItemIndex, rows: np.ndarray,
-                  items: np.ndarray) -> np.ndarray:
-    """content_score for the listed (user, item) pairs only, as the full matrix would give it."""
-    values = np.einsum("ij,ij->i", profiles[rows], index.content[items]).astype(np.float32)
-    return np.where(index.has_embedding[items] & ~no_profile[rows], values, np.nan)
-
-
-def _block_reasons(rows: np.ndarray, items: np.ndarray, profile_sources: list[np.ndarray],
-                   histories: list[History], index: ItemIndex) -> np.ndarray:
-    out = np.full(len(items), -1, dtype=np.int64)
-    for row in np.unique(rows):
-        at = rows == row
-        out[at] = _reasons(items[at], profile_sources[row], histories[row], index)
-    return out
-
-
-def _reasons(items: np.ndarray, profile_source: np.ndarray, hist: History, index: ItemIndex) -> np.ndarray:
-    """Per recommended item, the position of the history item whose embedding is closest ("because you
-    liked ..."); -1 where there is none."""
-    pool = profile_source if len(profile_source) else hist.pos
-    pool = pool[index.has_embedding[pool]]
-    if not len(pool):
-        return np.full(len(items), -1, dtype=np.int64)
-    sims = index.embeddings[items] @ index.embeddings[pool].T
-    return np.where(index.has_embedding[items], pool[np.argmax(sims, axis=1)], -1)
 
 
 def _nullable(values: np.ndarray) -> pd.Series:
