@@ -21,6 +21,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float) -> None:
+    """Polls `url` until the server `process` answers; fails with the end of its log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{what} did not start: {log.read_text()[-3000:]}") from None
+            time.sleep(0.2)
+
+
 class S3Server:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -33,15 +46,7 @@ class S3Server:
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"moto server did not start: {(self.folder / 'moto.log').read_text()[-2000:]}")
-                time.sleep(0.2)
+        wait_until_up(f"{self.endpoint}/moto-api/", self.process, self.folder / "moto.log", "moto server", 60)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,8 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from conftest import PUBLISHED_NIGHTS, make_config
 from hybridrec import schema as S
 from hybridrec.io.delta import read_table
 from hybridrec.steps import RunContext, run_steps
-from object_store import _free_port
+from object_store import _free_port, wait_until_up
 
 DS = PUBLISHED_NIGHTS[-1]
 
@@ -34,15 +32,7 @@ def mlflow_server(tmp_path_factory):
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--artifacts-destination", str(folder / "artifacts")], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    wait_until_up(f"{url}/health", process, folder / "server.log", "mlflow server", 120)
     yield url
     process.terminate()
     process.wait(timeout=30)

@@ -113,9 +113,12 @@ def _publish(ctx: RunContext, record: StepRecord, mlflow_run: str | None) -> Ran
         versions[name] = model_version(arm, ranker.model_hash if params.blends[0][1].ranked else None, mlflow_run)
         parts.append(hybrid.unionByName(popular).withColumns(
             {S.VARIANT: F.lit(name), S.MODEL_VERSION: F.lit(versions[name])}))
-    scored = functools.reduce(DataFrame.unionByName, parts).persist()  # counted per rule, then published: scored once
-    removed = {r[S.REMOVED_BY]: r["count"] for r in
-               scored.where(F.col(S.REMOVED_BY).isNotNull()).groupBy(S.REMOVED_BY).count().collect()}
+    scored = functools.reduce(DataFrame.unionByName, parts)
+    removed = {}
+    if inputs.rules is not None:  # some rule can remove rows: counted per rule, then published (scored once)
+        scored = scored.persist()
+        removed = {r[S.REMOVED_BY]: r["count"] for r in
+                   scored.where(F.col(S.REMOVED_BY).isNotNull()).groupBy(S.REMOVED_BY).count().collect()}
     explained = with_explanations(scored, ctx.read(S.ITEMS), categories=cfg.rules.categories)
     rows = with_run_columns(explained, run_id=ctx.run_id, ds=ctx.ds)
     forced = warned = ""
