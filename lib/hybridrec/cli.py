@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = sub.add_parser("experiment", parents=[common],
                                 help="compare the [experiment] arms on a holdout, with bootstrap intervals")
     experiment.add_argument("--json", help="also write the table as JSON here (and a PNG chart next to it)")
+    sub.add_parser("finetune", parents=[common],
+                   help="weekly: LoRA-tune the text encoder on items liked together; a new version in encoder_versions")
     tune = sub.add_parser("tune", parents=[common], help="grid-search ALS and the blend on a validation split")
     tune.add_argument("--out", required=True, help="TOML file to write the chosen settings to (for --config)")
     sql = sub.add_parser("sql", parents=[settings],
@@ -137,8 +139,11 @@ def _with_spark(spark, cfg, args) -> int:
         return _vacuum(spark, cfg, retention, dry_run=not args.execute)
     if args.command == "optimize":
         return _optimize(spark, cfg, args.table, args.ds, args.zorder)
+    from hybridrec.io.encoders import with_night_encoder
     from hybridrec.steps import RunContext
 
+    if args.command != "finetune":  # finetune compares a new version with the base model itself
+        cfg = with_night_encoder(spark, cfg, args.ds)
     ctx = RunContext(spark=spark, cfg=cfg, ds=args.ds, run_id=args.run_id, force=getattr(args, "force", False))
     try:
         if args.command == "evaluate":
@@ -147,6 +152,10 @@ def _with_spark(spark, cfg, args) -> int:
             _tune(ctx, args.out)
         elif args.command == "experiment":
             _experiment(ctx, args.json)
+        elif args.command == "finetune":
+            from hybridrec.steps import run_step
+            from hybridrec.steps.finetune import finetune_step
+            print(run_step(ctx, "finetune", finetune_step).message)
         else:
             from hybridrec.steps import STEPS, run_steps
             steps = STEPS if args.command == "run" else (args.command,)

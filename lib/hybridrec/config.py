@@ -216,6 +216,28 @@ class TrackingConfig(_Section):
     experiment: str = Field(min_length=1)
 
 
+class FinetuneConfig(_Section):
+    use_tuned: bool
+    window_days: float = Field(gt=0)
+    neighbours: int = Field(gt=0)
+    min_users: int = Field(gt=0)
+    max_pairs: int = Field(gt=0)
+    max_pairs_per_item: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=1)
+    learning_rate: float = Field(gt=0)
+    lora_rank: int = Field(gt=0)
+    lora_alpha: float = Field(gt=0)
+    lora_dropout: float = Field(ge=0, lt=1)
+    temperature: float = Field(gt=0)
+    max_length: int = Field(gt=8, le=512)
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    torch_threads: int = Field(ge=0)
+    min_cold_gain_pct: float = Field(ge=0)
+    max_ndcg_drop_pct: float = Field(ge=0)
+
+
 class RankerConfig(_Section):
     enabled: bool
     candidates_per_source: int = Field(gt=0)
@@ -308,6 +330,7 @@ class Config(_Section):
     rules: RulesConfig
     experiment: ExperimentConfig
     tracking: TrackingConfig
+    finetune: FinetuneConfig
     evaluate: EvaluateConfig
     gate: GateConfig
     guardrails: GuardrailsConfig

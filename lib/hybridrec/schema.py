@@ -315,10 +315,30 @@ DATA_QUALITY = TableSpec(
                 "publishing (also for a night they refused); bounds are in [guardrails].",
 )
 
+ENCODER_VERSIONS = TableSpec(
+    name="encoder_versions",
+    schema=T.StructType([
+        _field(DS, T.DateType(), "Run date whose interactions trained it (partition).", False),
+        _field(RUN_ID, T.StringType(), "The finetune run.", False),
+        _field(MODEL, T.StringType(), "Name the version's vectors get in item_embeddings.model: <base>+<version>.",
+               False),
+        _field("base_model", T.StringType(), "The encoder it adapts (embedding.model).", False),
+        _field("path", T.StringType(), "Folder with model.safetensors (LoRA merged), adapter/, training.json.", False),
+        _field("passed", T.BooleanType(), "Beat the frozen encoder on validation: the nightly may use it.", False),
+        _field("reason", T.StringType(), "Why it passed or not, with the numbers.", False),
+        _field("params", T.StringType(), "Training settings ([finetune]) as JSON.", False),
+        _field("metrics", T.MapType(T.StringType(), T.DoubleType()),
+               "Pairs, loss, seconds, sizes, and validation metrics of frozen and tuned.", False),
+    ]),
+    partition_by=(DS,),
+    write_mode="append",
+    description="Every fine-tuned encoder version; the nightly embeds with the newest that passed (finetune.use_tuned).",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INTERACTIONS, ITEMS, USERS, QUARANTINE, ITEM_EMBEDDINGS, USER_FACTORS, ITEM_FACTORS, RECOMMENDATIONS,
-              RANKERS, RUNS, METRICS, DATA_QUALITY)
+              RANKERS, RUNS, METRICS, DATA_QUALITY, ENCODER_VERSIONS)
 }
 
 

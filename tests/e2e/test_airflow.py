@@ -111,6 +111,10 @@ def test_dags_parse_with_the_expected_graph_and_arguments(airflow_env):
     assert backfill["params"] == ["end", "start"]
     assert backfill["tasks"]["run_nights"]["upstream"] == ["nights"]
     assert info["backfill_nights"] == ["2026-11-20", "2026-11-21", "2026-11-22"]  # oldest first, end included
+    finetune = info["dags"]["hybridrec_finetune"]  # weekly, one spark-submit of jobs/finetune.py
+    assert (finetune["schedule"], list(finetune["tasks"])) == ("@weekly", ["finetune"])
+    assert finetune["tasks"]["finetune"]["application"] == f"{REPO}/jobs/finetune.py"
+    assert finetune["tasks"]["finetune"]["application_args"][:2] == ["--ds", "{{ ds }}"]
     assert info["backfill_bad_range"] == "backfill: end 2026-11-20 is before start 2026-11-22"
 
 

@@ -10,6 +10,7 @@ from pyspark.errors import PythonException
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
+from hybridrec.config import EmbeddingConfig
 from hybridrec.embedding.encoder import resolve_model_path
 from hybridrec.errors import EmbeddingError
 from hybridrec.steps.context import RunContext
@@ -20,20 +21,26 @@ log = logging.getLogger(__name__)
 
 
 def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
-    cfg = ctx.cfg.embedding
+    items = ctx.read(S.ITEMS)
+    record.row_counts.update({"items": items.count(), "embedded": embed_catalogue(ctx, ctx.cfg.embedding)})
+
+
+def embed_catalogue(ctx: RunContext, cfg: EmbeddingConfig) -> int:
+    """Embeds, with `cfg`'s model, every item of the night whose text has no vector for that model yet;
+    returns how many. A new model version (a tuned encoder) so re-embeds the catalogue once."""
     items = ctx.read(S.ITEMS)
     cached = ctx.read(S.ITEM_EMBEDDINGS, required=False)
     todo = embed.filter_needs_embedding(items, cached, model=cfg.model).persist()
     n_todo = todo.count()
-    record.row_counts.update({"items": items.count(), "embedded": n_todo})
     if n_todo == 0:
         log.info("embed_items: every item already has an embedding for %s", cfg.model)
-        return
+        todo.unpersist()
+        return 0
     # Range partitions by text length: similar lengths share Arrow batches, so padding is small.
     # Descending, so the slowest (longest) partitions are scheduled first and none straggles last.
     partitions = max(1, min(n_todo // 64 + 1, ctx.spark.sparkContext.defaultParallelism * 8))
-    todo = todo.repartitionByRange(partitions, F.length(S.TEXT).desc())
-    embedded = embed.with_embedding(todo, model_path=resolve_model_path(cfg.model_path),
+    ordered = todo.repartitionByRange(partitions, F.length(S.TEXT).desc())
+    embedded = embed.with_embedding(ordered, model_path=resolve_model_path(cfg.model_path),
                                     batch_size=cfg.batch_size, max_length=cfg.max_length, runtime=cfg.runtime,
                                     onnx_path=cfg.onnx_path)
     rows = embedded.select(S.ITEM_ID, S.TEXT_HASH, F.lit(cfg.model).alias(S.MODEL), S.EMBEDDING,
@@ -47,3 +54,4 @@ def embed_items_step(ctx: RunContext, record: StepRecord) -> None:
         raise EmbeddingError(f"step embed_items: {message}; nothing was written") from exc
     finally:
         todo.unpersist()
+    return n_todo
