@@ -37,7 +37,7 @@ def params(*blends: tuple[str, Blend], **kw) -> ScoringParams:
 
 
 def hist(pos, weight=None, ts=None) -> History:
-    pos = np.asarray(pos)
+    pos = np.asarray(pos, dtype=np.int64)
     return History(pos, np.asarray(weight if weight is not None else [5.0] * len(pos), float),
                    np.asarray(ts if ts is not None else [900_000.0] * len(pos), float))
 

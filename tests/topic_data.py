@@ -45,8 +45,9 @@ def item_id(topic: str, index: int) -> str:
 
 
 def write_topic_dataset(folder: Path, *, extra_interactions: list[dict] | None = None,
-                        extra_items: list[dict] | None = None) -> dict[str, Path]:
-    """interactions.csv, items.csv and users.csv (one roster user has no history)."""
+                        extra_items: list[dict] | None = None, user_texts: dict[str, str] | None = None) -> dict[str, Path]:
+    """interactions.csv, items.csv and users.csv (one roster user has no history; `user_texts`: roster
+    users, with or without history, and their own words in a description column)."""
     folder.mkdir(parents=True, exist_ok=True)
     items = [
         {"item_id": item_id(topic, i), "title": title, "description": text, "tags": topic}
@@ -65,8 +66,10 @@ def write_topic_dataset(folder: Path, *, extra_interactions: list[dict] | None =
     paths = {"interactions": folder / "interactions.csv", "items": folder / "items.csv", "users": folder / "users.csv"}
     _write_csv(paths["items"], items, ["item_id", "title", "description", "tags"])
     _write_csv(paths["interactions"], interactions, ["user_id", "item_id", "event_ts", "event_type"])
-    users = [*sorted({r["user_id"] for r in interactions if r["user_id"]}), "newcomer"]
-    _write_csv(paths["users"], [{"user_id": u} for u in users], ["user_id"])
+    users = sorted({*(r["user_id"] for r in interactions if r["user_id"]), "newcomer", *(user_texts or {})})
+    texts = user_texts or {}
+    _write_csv(paths["users"], [{"user_id": u, "description": texts.get(u, "")} for u in users],
+               ["user_id", *(["description"] if texts else [])])
     return paths
 
 

@@ -77,6 +77,7 @@ class SyntheticConfig(_Section):
     n_interactions: int = Field(gt=0)
     n_users_without_history: int = Field(ge=0)
     cold_item_fraction: float = Field(ge=0.0, lt=1.0)
+    user_text_share: float = Field(ge=0.0, le=1.0)
     history_days: int = Field(gt=0)
     end_date: str
     positive_min_weight: float
@@ -94,6 +95,7 @@ class FilesConfig(_Section):
 
 
 class IngestConfig(_Section):
+    user_text_fields: list[str]
     event_weights: dict[str, float]
     max_weight: float = Field(gt=0)
     duplicate_window_seconds: float = Field(ge=0)
@@ -147,6 +149,7 @@ class RecommendConfig(_Section):
     rerank_candidates: int = Field(gt=0)
     diversity_lambda: float = Field(ge=0, le=1)
     diversity_candidates: int = Field(gt=0)
+    text_prior_items: float = Field(ge=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:
@@ -234,8 +237,8 @@ class FinetuneConfig(_Section):
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     torch_threads: int = Field(ge=0)
-    min_cold_gain_pct: float = Field(ge=0)
-    max_ndcg_drop_pct: float = Field(ge=0)
+    min_cold_gain_pct: float = Field(ge=-100)
+    max_ndcg_drop_pct: float = Field(ge=0, le=100)
 
 
 class RankerConfig(_Section):

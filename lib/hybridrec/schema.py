@@ -51,6 +51,7 @@ ITEM_POS = "item_pos"
 HIST_POS = "hist_pos"
 HIST_WEIGHT = "hist_weight"
 HIST_TS = "hist_ts"
+TEXT_EMBEDDING = "text_embedding"  # a user's own words, embedded (users' text)
 BLOCKED_POS = "blocked_pos"  # positions of the items on a user's own block list (business rules)
 POPULARITY = "popularity"
 FIRST_EVENT_S = "first_event_s"
@@ -165,10 +166,14 @@ USERS = TableSpec(
     schema=T.StructType([
         _field(USER_ID, T.StringType(), "User id: every user with kept interactions, plus roster users.", False),
         _DS_FIELD,
+        # Added after the first release, so at the end: existing tables migrate with --migrate-schema.
+        _field(TEXT, T.StringType(), "The user's own words (roster fields ingest.user_text_fields, joined); "
+               "null when none. Embedded like items: the start of the user's content profile."),
     ]),
     partition_by=(DS,),
     write_mode="replace_partition",
-    description="Users known on run date ds; those without interactions get popularity lists.",
+    description="Users known on run date ds; those without interactions get popularity lists, or lists from "
+                "their own words when they wrote some.",
 )
 
 

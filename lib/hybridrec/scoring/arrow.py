@@ -77,10 +77,12 @@ def _histories(part: pa.RecordBatch) -> list[History]:
     """Each user's history in a batch of transforms.features.with_histories rows."""
     pos, weight, ts = (_list_rows(part.column(c), t) for c, t in
                        ((S.HIST_POS, np.int64), (S.HIST_WEIGHT, np.float64), (S.HIST_TS, np.float64)))
-    if S.BLOCKED_POS not in part.schema.names:
-        return [History(*h) for h in zip(pos, weight, ts, strict=True)]
-    blocked = _list_rows(part.column(S.BLOCKED_POS), np.int64)
-    return [History(*h) for h in zip(pos, weight, ts, blocked, strict=True)]
+    names = part.schema.names
+    blocked = (_list_rows(part.column(S.BLOCKED_POS), np.int64) if S.BLOCKED_POS in names
+               else [np.zeros(0, np.int64)] * part.num_rows)
+    text = (_list_rows(part.column(S.TEXT_EMBEDDING), np.float32) if S.TEXT_EMBEDDING in names
+            else [np.zeros(0, np.float32)] * part.num_rows)
+    return [History(*h) for h in zip(pos, weight, ts, blocked, text, strict=True)]
 
 
 def _list_rows(column: pa.Array, dtype: type) -> list[np.ndarray]:

@@ -93,7 +93,7 @@ def candidates(factors: list, histories: list[History], index: ItemIndex, p: Sco
     n_users, n_items = len(histories), len(index.item_ids)
     user_factors, has_user = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
-    no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
+    no_profile = ~profiles.any(axis=1)  # no positive history and no words of their own
     recent_q, has_recent = recent_queries(histories, index, p)
     warm, embedded = index.has_factors, index.has_embedding
     new = embedded & ~warm

@@ -27,6 +27,7 @@ class ItemIndex:
     moments: dict[str, Moments]   # item-vector mean and covariance per (signal, item set), see _index_moments
     first_event_s: np.ndarray = None  # (n,) float64 epoch s of the item's first interaction, NaN = none
     neighbours: sparse.csr_matrix | np.ndarray = None  # (n, n) item-item weights, row i = item i's neighbours
+    content_mean: np.ndarray = None   # (dim,) the embeddings' mean `content` is centred on (users' text too)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0,
     embeddings, has_embedding = stack(S.EMBEDDING)
     # Centring removes the direction every MiniLM vector shares, so cosines spread out.
     content = embeddings.copy()
+    content_mean = embeddings[has_embedding].mean(axis=0) if has_embedding.any() else np.zeros(embeddings.shape[1])
     if has_embedding.any():
         content[has_embedding] = _unit_rows(embeddings[has_embedding] - embeddings[has_embedding].mean(axis=0))
     warm_content = has_factors & has_embedding
@@ -95,7 +97,7 @@ def build_item_index(items_pdf: pd.DataFrame, *, mapping_ridge: float = 1.0,
         factors=factors, factors_unit=factors_unit, mapped_factors=mapped_factors,
         has_factors=has_factors, embeddings=embeddings, content=content, has_embedding=has_embedding,
         popularity=popularity, moments=moments, first_event_s=first,
-        neighbours=_neighbour_matrix(item_ids, neighbours_pdf),
+        neighbours=_neighbour_matrix(item_ids, neighbours_pdf), content_mean=content_mean.astype(np.float32),
     )
 
 

@@ -188,7 +188,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     spaces = _spaces(index)
     user_factors, has_user_factors = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
-    no_profile = np.array([len(s) == 0 for s in profile_sources], dtype=bool)
+    no_profile = ~profiles.any(axis=1)  # no positive history and no words of their own
     seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),
             np.concatenate([h.pos for h in histories]) if histories else np.zeros(0, np.int64))
     blends = [b for _, b in p.blends]

@@ -53,6 +53,7 @@ class ScoringParams:
     rules: ItemRules | None = None    # business rules applied to the published lists (None: none)
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
+    text_prior_items: float = 0.0  # a user's own words weigh as this many history items in the content profile
 
     def pool(self, blend: Blend) -> int:
         """How many best-scored items a blend's list is chosen from: top_n, more when rules may
@@ -79,6 +80,6 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         new_item_mapped_weight=cfg.new_item_mapped_weight, block_bytes=cfg.block_bytes,
         retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
         rerank_dims=cfg.rerank_dims, rerank_candidates=cfg.rerank_candidates,
-        diversity_candidates=cfg.diversity_candidates,
+        diversity_candidates=cfg.diversity_candidates, text_prior_items=cfg.text_prior_items,
         as_of_epoch_s=S.day_end(ds).timestamp(),
     )

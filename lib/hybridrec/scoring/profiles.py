@@ -18,6 +18,7 @@ class History:
     weight: np.ndarray
     ts: np.ndarray
     blocked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # positions on the user's own block list (rules)
+    text: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # embedding of the user's own words (or empty)
 
 
 def user_factor_matrix(factors: list, rank: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,21 +38,29 @@ def positives(hist: History, index: ItemIndex, p: ScoringParams, limit: int, mas
     return pos[recent], weight[recent], ts[recent]
 
 
+def _unit(vec: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vec)
+    return vec / norm if norm > 0 else vec
+
+
 def profiles_of(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Content profile per user (recency-weighted mean of centred embeddings) and its source items."""
+    """Content profile per user (recency-weighted mean of centred embeddings) and its source items.
+    A user's own words (History.text), centred like the items, count as p.text_prior_items history
+    items: the whole profile of a user without history, a fading prior as history grows."""
     profiles = np.zeros((len(histories), index.content.shape[1]), dtype=np.float32)
     sources: list[np.ndarray] = []
     for row, hist in enumerate(histories):
         pos, weight, ts = positives(hist, index, p, p.profile_max_items, index.has_embedding)
         sources.append(pos)
-        if len(pos) == 0:
-            continue
-        age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
-        w = weight * np.power(0.5, age_days / p.recency_half_life_days)
-        vec = (w[:, None] * index.content[pos]).sum(axis=0)
-        norm = np.linalg.norm(vec)
-        if norm > 0:
-            profiles[row] = vec / norm
+        profile = np.zeros(profiles.shape[1], dtype=np.float32)
+        if len(pos):
+            age_days = np.maximum(0.0, (p.as_of_epoch_s - ts) / 86400.0)
+            w = weight * np.power(0.5, age_days / p.recency_half_life_days)
+            profile = _unit((w[:, None] * index.content[pos]).sum(axis=0))
+        if len(hist.text) and p.text_prior_items > 0 and index.content_mean is not None:
+            text = _unit(hist.text - index.content_mean)
+            profile = _unit((len(pos) * profile + p.text_prior_items * text) / (len(pos) + p.text_prior_items))
+        profiles[row] = profile
     return profiles, sources
 
 

@@ -125,7 +125,8 @@ def _item_table(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[pa.Tabl
 def _interactions(
     cfg: SyntheticConfig, rng: np.random.Generator, category: np.ndarray, popularity: np.ndarray,
     out: Path, chunk_rows: int = 1_000_000,
-) -> None:
+) -> np.ndarray:
+    """Writes the interactions; returns the users' latent tastes (users x categories)."""
     n_cat = len(CATEGORIES)
     warm = rng.random(cfg.n_items) >= cfg.cold_item_fraction
     by_category = [np.flatnonzero((category == c) & warm) for c in range(n_cat)]
@@ -163,6 +164,32 @@ def _interactions(
                 "event_type": pa.array(event_types[rng.choice(3, len(u), p=[0.7, 0.2, 0.1])]),
                 "event_ts": pa.array(ts * 1_000_000, type=pa.timestamp("us", tz="UTC")),
             }, schema=schema))
+    return taste
+
+
+def user_profile(taste: np.ndarray, rng: np.random.Generator) -> str:
+    """A user's own words from their latent tastes: their favourite category and its vocabulary (and
+    the second one when it is nearly as strong), as a roster's free-text field would say it."""
+    names = list(CATEGORIES)
+    first, second = np.argsort(-taste)[:2]
+    vocab = CATEGORIES[names[first]]
+    nouns = rng.choice(vocab["nouns"], 2, replace=False)
+    adj = vocab["adjectives"][rng.integers(len(vocab["adjectives"]))]
+    text = f"I love {names[first]}: {adj} {nouns[0]} stories and anything with {nouns[1]}."
+    if taste[second] > 0.5 * taste[first]:
+        text += f" Also into {names[second]}, {CATEGORIES[names[second]]['nouns'][rng.integers(3)]} above all."
+    return text
+
+
+def _users_table(cfg: SyntheticConfig, taste: np.ndarray) -> pa.Table:
+    """Roster: every user (those without history last); a user_text_share of them wrote a description."""
+    rng = np.random.default_rng([cfg.seed, 1])  # its own stream: interactions and items stay as they were
+    n_cat = taste.shape[1]
+    tastes = np.vstack([taste, rng.dirichlet(np.full(n_cat, 0.3), cfg.n_users_without_history)])
+    writes = rng.random(len(tastes)) < cfg.user_text_share
+    roster = [f"u{i:07d}" for i in range(len(tastes))]
+    texts = [user_profile(t, rng) if w else None for t, w in zip(tastes, writes, strict=True)]
+    return pa.table({USER_ID: roster, "description": pa.array(texts, type=pa.string())})
 
 
 def generate_synthetic(cfg: SyntheticConfig, lakehouse_root: str) -> Path:
@@ -175,9 +202,8 @@ def generate_synthetic(cfg: SyntheticConfig, lakehouse_root: str) -> Path:
     rng = np.random.default_rng(cfg.seed)
     items, category, popularity = _item_table(cfg, rng)
     pq.write_table(items, folder / "items.parquet")
-    _interactions(cfg, rng, category, popularity, folder / "interactions.parquet")
-    roster = [f"u{i:07d}" for i in range(cfg.n_users + cfg.n_users_without_history)]
-    pq.write_table(pa.table({USER_ID: roster}), folder / "users.parquet")
+    taste = _interactions(cfg, rng, category, popularity, folder / "interactions.parquet")
+    pq.write_table(_users_table(cfg, taste), folder / "users.parquet")
     done.write_text(json.dumps(cfg.model_dump(), sort_keys=True))
     return folder
 

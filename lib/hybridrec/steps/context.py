@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 from pyspark import Broadcast
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from hybridrec import schema as S
 from hybridrec.config import Config, RulesConfig
+from hybridrec.embedding.encoder import resolve_model_path
 from hybridrec.io.delta import append_rows, read_table, write_table
 from hybridrec.scoring import ease
 from hybridrec.scoring.index import ItemIndex, build_item_index
@@ -22,7 +24,7 @@ from hybridrec.scoring.params import ScoringParams
 from hybridrec.scoring.rules import ItemRules, item_rules
 from hybridrec.steps.runs import StepRecord, check_claim, new_run_id
 from hybridrec.transforms.cooccurrence import with_item_neighbours
-from hybridrec.transforms.embed import latest_embeddings
+from hybridrec.transforms.embed import latest_embeddings, with_embedding
 from hybridrec.transforms.features import with_histories, with_popularity
 from hybridrec.transforms.rules import with_item_rule_columns, with_user_blocks
 
@@ -81,17 +83,41 @@ class ScoringInputs:
     histories: DataFrame          # one row per user with history (see with_histories), blocked_pos with rules
     positions: DataFrame          # item_id, item_pos: the index's positions
     rules: ItemRules | None = None
+    user_texts: DataFrame | None = None  # user_id, text_embedding (persisted) for users who wrote some
 
     def release(self) -> None:
         self.index_bc.unpersist()
+        if self.user_texts is not None:
+            self.user_texts.unpersist()
+
+
+def user_text_vectors(ctx: RunContext) -> DataFrame | None:
+    """user_id, text_embedding: the night's users' own words embedded by the night's encoder (persisted);
+    None when no user wrote any (or the users table predates the text column)."""
+    users = ctx.read(S.USERS, required=False)
+    if users is None or S.TEXT not in users.columns:
+        return None
+    # with_embedding names the failing row by item_id: the user id goes in that column
+    texts = users.where(F.col(S.TEXT).isNotNull()).select(F.col(S.USER_ID).alias(S.ITEM_ID), S.TEXT)
+    if texts.isEmpty():
+        return None
+    e = ctx.cfg.embedding
+    vectors = with_embedding(texts, model_path=resolve_model_path(e.model_path) if e.runtime != "hashing" else "",
+                             batch_size=e.batch_size, max_length=e.max_length, runtime=e.runtime, onnx_path=e.onnx_path)
+    out = vectors.select(F.col(S.ITEM_ID).alias(S.USER_ID), F.col(S.EMBEDDING).alias(S.TEXT_EMBEDDING)).persist()
+    out.count()
+    return out
 
 
 def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame, item_factors: DataFrame,
                    user_factors: DataFrame, params: ScoringParams, neighbours: bool = False,
-                   rules: RulesConfig | None = None, user_blocks: DataFrame | None = None) -> ScoringInputs:
+                   rules: RulesConfig | None = None, user_blocks: DataFrame | None = None,
+                   text_only_users: bool = False) -> ScoringInputs:
     """Collects the item side (one row per catalogue item) to the driver, broadcasts it once;
     `neighbours` adds the co-occurrence neighbours the ranker's candidates need; `rules` the
-    business rules' item side, `user_blocks` (user_id, item_id) each user's block list."""
+    business rules' item side, `user_blocks` (user_id, item_id) each user's block list. Users' own words
+    (users.text) join the histories as text_embedding; `text_only_users` adds a row for each user who
+    wrote some but has no history (scored from the words alone)."""
     embeddings = latest_embeddings(ctx.read(S.ITEM_EMBEDDINGS), items, model=ctx.cfg.embedding.model)
     popularity = with_popularity(interactions, as_of_epoch_s=params.as_of_epoch_s,
                                            half_life_days=params.recency_half_life_days)
@@ -121,6 +147,12 @@ def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame
     positions = ctx.spark.createDataFrame(pd.DataFrame({
         S.ITEM_ID: index.item_ids, S.ITEM_POS: np.arange(len(index.item_ids), dtype=np.int64)}))
     histories = with_histories(interactions, positions, user_factors)
+    texts = user_text_vectors(ctx) if params.text_prior_items > 0 else None
+    if texts is not None:
+        histories = histories.join(texts, S.USER_ID, "left")
+        if text_only_users:
+            newcomers = texts.join(histories.select(S.USER_ID), S.USER_ID, "left_anti")
+            histories = histories.unionByName(newcomers, allowMissingColumns=True)  # null history = empty
     item_side_rules = None
     if rules is not None:
         item_side_rules = item_rules(index.item_ids, items_pdf, blocked_items=rules.blocked_items,
@@ -129,4 +161,4 @@ def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame
         histories = histories.join(with_user_blocks(user_blocks, positions), S.USER_ID, "left")
     elif item_side_rules is not None and not (item_side_rules.excluded.any() or item_side_rules.category_cap):
         item_side_rules = None  # nothing any rule could remove: the lists need no wider pool
-    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories, positions, item_side_rules)
+    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories, positions, item_side_rules, texts)

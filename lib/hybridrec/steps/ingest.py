@@ -24,7 +24,8 @@ def ingest_step(ctx: RunContext, record: StepRecord) -> None:
     classified = ingest.classify(
         raw.items, raw.interactions, raw.users, ds=ds, run_id=ctx.run_id, timestamp_unit=raw.timestamp_unit,
         event_weights=cfg.ingest.event_weights, max_weight=cfg.ingest.max_weight,
-        max_text_chars=cfg.ingest.max_text_chars, duplicate_window_seconds=cfg.ingest.duplicate_window_seconds)
+        max_text_chars=cfg.ingest.max_text_chars, duplicate_window_seconds=cfg.ingest.duplicate_window_seconds,
+        user_text_fields=tuple(cfg.ingest.user_text_fields))
     # Cached: the kept and quarantined frames and the counts below all derive from these two plans,
     # and Spark's cache manager substitutes the cached rows wherever those plans appear.
     items_classified = classified.items.persist()

@@ -94,12 +94,14 @@ def _publish(ctx: RunContext, record: StepRecord, mlflow_run: str | None) -> Ran
     inputs = scoring_inputs(ctx, interactions=interactions, items=ctx.read(S.ITEMS),
                             item_factors=ctx.read(S.ITEM_FACTORS), user_factors=ctx.read(S.USER_FACTORS),
                             params=control, rules=cfg.rules, user_blocks=blocks,
-                            neighbours=ranker.model is not None and any(a.ranker.enabled for a in arms.values()))
+                            neighbours=ranker.model is not None and any(a.ranker.enabled for a in arms.values()),
+                            text_only_users=True)
     salt, shares = cfg.experiment.salt, [(v.name, v.share) for v in cfg.experiment.variants]
     users = with_variant(ctx.read(S.USERS).select(S.USER_ID), salt, shares)
     histories = inputs.histories.join(users, S.USER_ID) if shares else inputs.histories.withColumn(
         S.VARIANT, F.lit(CONTROL))
-    without_history = users.join(interactions.select(S.USER_ID).distinct(), S.USER_ID, "left_anti")
+    # Users neither with history nor with words of their own (scored above from their text) get popularity.
+    without_history = users.join(inputs.histories.select(S.USER_ID), S.USER_ID, "left_anti")
     parts, versions = [], {}
     for name, arm in arms.items():  # every arm scored from the same broadcast index, one commit for all
         params = arm_params(arm, ctx, ranker, inputs.rules)

@@ -196,12 +196,19 @@ def with_item_reason(raw_df: DataFrame, *, max_text_chars: int) -> DataFrame:
     return df.withColumn(S.REASON, reason).drop("_bad_encoding", *[f"_raw_{c}" for c in (S.AVAILABLE_FROM, S.AVAILABLE_TO)])
 
 
-def with_users(interactions_df: DataFrame, roster_df: DataFrame | None) -> DataFrame:
-    """Distinct user ids: those with kept interactions plus those in the roster."""
-    users = interactions_df.select(S.USER_ID)
+def with_users(interactions_df: DataFrame, roster_df: DataFrame | None, *, text_fields: tuple[str, ...] = (),
+               max_text_chars: int = 4000) -> DataFrame:
+    """user_id, text: those with kept interactions plus those in the roster. `text` is the user's own
+    words, the roster's `text_fields` that it has joined with ". " (null when empty; the longest when
+    the roster lists a user twice)."""
+    users = interactions_df.select(S.USER_ID, F.lit(None).cast("string").alias(S.TEXT))
     if roster_df is not None:
-        users = users.unionByName(roster_df.select(_blank_to_null(F.col(S.USER_ID)).alias(S.USER_ID)))
-    return users.where(F.col(S.USER_ID).isNotNull()).distinct()
+        parts = [F.nullif(F.trim(F.col(c).cast("string")), F.lit("")) for c in text_fields if c in roster_df.columns]
+        text = F.nullif(F.substring(F.concat_ws(". ", *parts), 1, max_text_chars), F.lit("")) if parts else F.lit(None)
+        users = users.unionByName(roster_df.select(_blank_to_null(F.col(S.USER_ID)).alias(S.USER_ID),
+                                                   text.cast("string").alias(S.TEXT)))
+    longest = F.max(F.struct(F.length(S.TEXT).alias("n"), F.col(S.TEXT).alias("t")))["t"]
+    return users.where(F.col(S.USER_ID).isNotNull()).groupBy(S.USER_ID).agg(longest.alias(S.TEXT))
 
 
 def filter_kept(classified_df: DataFrame, spec: S.TableSpec, ds: date) -> DataFrame:
@@ -259,7 +266,7 @@ class Classified:
 
 def classify(raw_items: DataFrame, raw_interactions: DataFrame, raw_users: DataFrame | None, *, ds: date,
              run_id: str, timestamp_unit: str, event_weights: dict[str, float], max_weight: float,
-             max_text_chars: int, duplicate_window_seconds: float) -> Classified:
+             max_text_chars: int, duplicate_window_seconds: float, user_text_fields: tuple[str, ...] = ()) -> Classified:
     """The whole of ingest's rules, as DataFrames: items first (interactions need the kept catalogue)."""
     items = with_item_reason(raw_items, max_text_chars=max_text_chars)
     items_kept = filter_kept(items, S.ITEMS, ds)
@@ -270,5 +277,6 @@ def classify(raw_items: DataFrame, raw_interactions: DataFrame, raw_users: DataF
     interactions_kept = filter_kept(interactions, S.INTERACTIONS, ds)
     quarantined = filter_quarantined(items, entity="items", run_id=run_id, ds=ds).unionByName(
         filter_quarantined(interactions, entity="interactions", run_id=run_id, ds=ds))
-    users = with_users(interactions_kept, raw_users).withColumn(S.DS, F.lit(ds))
+    users = with_users(interactions_kept, raw_users, text_fields=user_text_fields,
+                       max_text_chars=max_text_chars).withColumn(S.DS, F.lit(ds)).select(*S.USERS.columns)
     return Classified(items, interactions, items_kept, interactions_kept, quarantined, users)

@@ -1,0 +1,52 @@
+"""Users' own words in the content profile (pure numpy): all of it without history, a prior that
+fades as history grows, and a list from words alone for a user with no history and no factors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hybridrec.scoring.kernel import History, score_rows
+from hybridrec.scoring.profiles import profiles_of
+from scoring_data import CONTENT_ONLY, EMB, HYBRID, IDS, INDEX, hist, params
+
+B_WORDS = np.array([0.05, 1.0], dtype=np.float32) / np.linalg.norm([0.05, 1.0])  # "I like topic B"
+
+
+def _unit(v):
+    return v / np.linalg.norm(v)
+
+
+def _with_words(h: History, words=B_WORDS) -> History:
+    return dataclasses.replace(h, text=words.astype(np.float32))
+
+
+def test_the_profile_of_a_user_without_history_is_their_words_centred_like_the_items():
+    p = params(text_prior_items=3.0)
+    profiles, sources = profiles_of([_with_words(hist([]))], INDEX, p)
+    expected = _unit(B_WORDS - EMB.mean(axis=0))
+    np.testing.assert_allclose(profiles[0], expected, atol=1e-6)
+    assert len(sources[0]) == 0
+    assert not profiles_of([_with_words(hist([]))], INDEX, params(text_prior_items=0.0))[0].any()  # words ignored
+
+
+def test_words_weigh_as_prior_items_and_fade_as_history_grows():
+    p = params(text_prior_items=3.0)
+    words = _unit(B_WORDS - EMB.mean(axis=0))
+    for n in (1, 3, 9):
+        h = hist([0] * n)  # n events on a0 (topic A), same time
+        plain = profiles_of([h], INDEX, p)[0][0]
+        mixed = profiles_of([_with_words(h)], INDEX, p)[0][0]
+        np.testing.assert_allclose(mixed, _unit((n * plain + 3 * words) / (n + 3)), atol=1e-6)
+    light = profiles_of([_with_words(hist([0]))], INDEX, p)[0][0] @ words
+    heavy = profiles_of([_with_words(hist([0] * 9))], INDEX, p)[0][0] @ words
+    assert light > heavy  # the more history, the less the words count
+
+
+def test_a_user_with_only_words_gets_the_topic_they_wrote_about():
+    rows = score_rows([np.zeros(0, np.float32)], [_with_words(hist([]))], INDEX,
+                      params(("content", CONTENT_ONLY), ("hybrid", HYBRID), text_prior_items=3.0))
+    for strategy in range(2):
+        ranked = [IDS[i] for i, s in zip(rows.items, rows.strategy, strict=True) if s == strategy]
+        assert ranked[0].startswith("b"), (strategy, ranked)
