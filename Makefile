@@ -88,7 +88,7 @@ pack: setup
 	rm -rf $(PACK_DIR)/env $(PACK_DIR)/hybridrec-env.tar.gz
 	$(BIN)/python -m pip wheel --quiet --no-deps -w $(PACK_DIR) .
 	$(PYTHON) -m venv $(PACK_DIR)/env
-	$(PACK_DIR)/env/bin/python -m pip install --quiet $(PACK_DIR)/hybridrec-*.whl venv-pack==0.2.0
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(PACK_DIR)/env/bin/python $(PACK_DIR)/hybridrec-*.whl venv-pack==0.2.0
 	# Executors import the cluster's own pyspark (Spark puts its pyspark.zip and py4j on the Python
 	# workers' PYTHONPATH), so the 485 MB pyspark wheel (mostly jars the JVM already has) stays out.
 	$(PACK_DIR)/env/bin/python -m pip uninstall --quiet -y pyspark

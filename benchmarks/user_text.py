@@ -59,8 +59,9 @@ def text_only_table(ctx: RunContext, n_users: int, seed: int) -> pd.DataFrame:
             blends["ranker"] = dataclasses.replace(blends[S.BLEND_STRATEGY], ranked=True)
     user_factors, item_factors = fit_factors(train, cfg.als, ctx.ds)
     params = scoring_params(cfg.recommend, positive_min_weight(cfg), ctx.ds, blends=tuple(blends.items()))
-    params = dataclasses.replace(ranker_params(params, cfg, ranker.model if ranker else None), top_n=k,
-                                 mark_new_items=False, explain=False)
+    # As `evaluate` scores: lists of max(k, cold_k), so new-item places sit where the product puts them.
+    params = dataclasses.replace(ranker_params(params, cfg, ranker.model if ranker else None),
+                                 top_n=max(k, cfg.evaluate.cold_k), mark_new_items=False, explain=False)
     inputs = scoring_inputs(ctx, interactions=train, items=ctx.read(S.ITEMS), item_factors=item_factors,
                             user_factors=user_factors, params=params, neighbours=bool(ranker and ranker.model),
                             text_only_users=True)

@@ -150,6 +150,7 @@ class RecommendConfig(_Section):
     diversity_lambda: float = Field(ge=0, le=1)
     diversity_candidates: int = Field(gt=0)
     text_prior_items: float = Field(ge=0)
+    text_neighbours: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:

@@ -328,6 +328,8 @@ ENCODER_VERSIONS = TableSpec(
         _field(MODEL, T.StringType(), "Name the version's vectors get in item_embeddings.model: <base>+<version>.",
                False),
         _field("base_model", T.StringType(), "The encoder it adapts (embedding.model).", False),
+        _field("sequence", T.LongType(), "0, 1, 2, ... in the order versions were trained (the newest is highest).",
+               False),
         _field("path", T.StringType(), "Folder with model.safetensors (LoRA merged), adapter/, training.json.", False),
         _field("passed", T.BooleanType(), "Beat the frozen encoder on validation: the nightly may use it.", False),
         _field("reason", T.StringType(), "Why it passed or not, with the numbers.", False),

@@ -24,6 +24,9 @@ from hybridrec.steps import STEPS
 NIGHTS = (date(2026, 11, 21), date(2026, 11, 22))
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
+# encoder_versions is written by the weekly finetune job, not by a night.
+NIGHTLY_TABLES = [t for t in S.TABLES.values() if t is not S.ENCODER_VERSIONS]
+
 
 @pytest.fixture(scope="module")
 def lakehouse(published_lakehouse):
@@ -33,7 +36,7 @@ def lakehouse(published_lakehouse):
 
 def test_every_table_carries_its_contract_in_the_delta_log(lakehouse):
     root, _ = lakehouse
-    for spec in S.TABLES.values():
+    for spec in NIGHTLY_TABLES:
         contract = analytics.table_contract(root, spec)
         assert contract["description"] == spec.description
         assert contract["partition_by"] == list(spec.partition_by)
@@ -44,7 +47,7 @@ def test_every_table_carries_its_contract_in_the_delta_log(lakehouse):
 def test_the_catalog_holds_every_table_and_the_latest_views(spark, lakehouse):
     root, _ = lakehouse
     names = register_lakehouse(spark, root, "hybridrec")
-    assert set(names) == {f"hybridrec.{t}" for t in S.TABLES} | {"hybridrec.recommendations_latest",
+    assert set(names) == {f"hybridrec.{t.name}" for t in NIGHTLY_TABLES} | {"hybridrec.recommendations_latest",
                                                                   "hybridrec.items_latest"}
     expected = read_table(spark, root, S.RECOMMENDATIONS, ds=NIGHTS[-1])
     assert_df_equality(spark.table("hybridrec.recommendations_latest"), expected, ignore_row_order=True)

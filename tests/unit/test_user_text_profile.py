@@ -50,3 +50,20 @@ def test_a_user_with_only_words_gets_the_topic_they_wrote_about():
     for strategy in range(2):
         ranked = [IDS[i] for i, s in zip(rows.items, rows.strategy, strict=True) if s == strategy]
         assert ranked[0].startswith("b"), (strategy, ranked)
+
+
+def test_a_newcomer_with_words_gets_als_factors_from_the_items_nearest_the_words():
+    from hybridrec.scoring.profiles import user_factor_matrix, words_as_factors
+    from scoring_data import ALS_ONLY
+
+    p = params(text_prior_items=3.0, text_neighbours=2)
+    histories = [_with_words(hist([])), hist([])]  # words about topic B; a newcomer who wrote nothing
+    profiles, _ = profiles_of(histories, INDEX, p)
+    factors, has = words_as_factors(*user_factor_matrix([None, None], 2), profiles, histories, INDEX, p)
+    np.testing.assert_allclose(factors[0], INDEX.factors[[3, 4]].mean(axis=0))  # b0, b1: the warm B items
+    assert has.tolist() == [True, False] and not factors[1].any()
+    off = words_as_factors(*user_factor_matrix([None, None], 2), profiles, histories, INDEX, params(text_neighbours=0))
+    assert not off[1].any()
+    rows = score_rows([np.zeros(0, np.float32)], [_with_words(hist([]))], INDEX, params(("als", ALS_ONLY), **{
+        "text_prior_items": 3.0, "text_neighbours": 2}))
+    assert IDS[rows.items[0]] == "b0"  # the ALS signal alone now ranks topic B first

@@ -74,8 +74,14 @@ def newest_passed(spark: SparkSession, cfg: Config, ds) -> dict | None:
     if versions is None:
         return None
     row = (versions.where(F.col("passed") & (F.col(S.DS) <= F.lit(ds)) & (F.col("base_model") == cfg.embedding.model))
-           .orderBy(F.desc(S.DS), F.desc("_metadata.file_modification_time"), F.desc(S.RUN_ID)).first())
+           .orderBy(F.desc(S.DS), F.desc("sequence")).first())
     return None if row is None else row.asDict()
+
+
+def next_sequence(spark: SparkSession, root: str) -> int:
+    """The `sequence` of the next version: how many versions there are."""
+    versions = read_table(spark, root, S.ENCODER_VERSIONS, required=False)
+    return 0 if versions is None else versions.count()
 
 
 def with_night_encoder(spark: SparkSession, cfg: Config, ds) -> Config:

@@ -22,7 +22,7 @@ from scipy import sparse
 
 from hybridrec.scoring.index import ItemIndex
 from hybridrec.scoring.params import ScoringParams
-from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
+from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix, words_as_factors
 
 SOURCES = ("als", "recent", "cooc", "content", "popularity")
 FEATURES = (*[f"{s}{suffix}" for s in SOURCES for suffix in ("", "_z", "_rank")], "mapped", "mapped_rank",
@@ -93,6 +93,7 @@ def candidates(factors: list, histories: list[History], index: ItemIndex, p: Sco
     n_users, n_items = len(histories), len(index.item_ids)
     user_factors, has_user = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
+    user_factors, has_user = words_as_factors(user_factors, has_user, profiles, histories, index, p)
     no_profile = ~profiles.any(axis=1)  # no positive history and no words of their own
     recent_q, has_recent = recent_queries(histories, index, p)
     warm, embedded = index.has_factors, index.has_embedding

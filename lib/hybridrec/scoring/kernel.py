@@ -38,7 +38,7 @@ from hybridrec.scoring import retrieval
 from hybridrec.scoring.candidates import FEATURES, SOURCES, candidates
 from hybridrec.scoring.index import ItemIndex, Moments
 from hybridrec.scoring.params import Blend, ScoringParams
-from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix
+from hybridrec.scoring.profiles import History, profiles_of, recent_queries, user_factor_matrix, words_as_factors
 from hybridrec.scoring.ranker import ranked_lists
 from hybridrec.scoring.rows import ROW_DTYPES, ScoredRows, UserSide, assemble, finished
 from hybridrec.scoring.rules import RULES
@@ -188,6 +188,7 @@ def score_rows(factors: list, histories: list[History], index: ItemIndex, p: Sco
     spaces = _spaces(index)
     user_factors, has_user_factors = user_factor_matrix(factors, index.factors.shape[1])
     profiles, profile_sources = profiles_of(histories, index, p)
+    user_factors, has_user_factors = words_as_factors(user_factors, has_user_factors, profiles, histories, index, p)
     no_profile = ~profiles.any(axis=1)  # no positive history and no words of their own
     seen = (np.repeat(np.arange(n_users), [len(h.pos) for h in histories]),
             np.concatenate([h.pos for h in histories]) if histories else np.zeros(0, np.int64))

@@ -54,6 +54,7 @@ class ScoringParams:
     mark_new_items: bool = True   # new-item rows say strategy "new_item" (evaluation keeps the blend name)
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
     text_prior_items: float = 0.0  # a user's own words weigh as this many history items in the content profile
+    text_neighbours: int = 0       # newcomers with words: ALS factors from this many items nearest the words
 
     def pool(self, blend: Blend) -> int:
         """How many best-scored items a blend's list is chosen from: top_n, more when rules may
@@ -81,5 +82,6 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
         rerank_dims=cfg.rerank_dims, rerank_candidates=cfg.rerank_candidates,
         diversity_candidates=cfg.diversity_candidates, text_prior_items=cfg.text_prior_items,
+        text_neighbours=cfg.text_neighbours,
         as_of_epoch_s=S.day_end(ds).timestamp(),
     )

@@ -64,6 +64,24 @@ def profiles_of(histories: list[History], index: ItemIndex, p: ScoringParams) ->
     return profiles, sources
 
 
+def words_as_factors(user_factors: np.ndarray, has: np.ndarray, profiles: np.ndarray, histories: list[History],
+                     index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
+    """Users with words of their own but no ALS factors (newcomers) get the mean ALS factors of the
+    p.text_neighbours warm items closest to their content profile: a collaborative signal from their
+    words, so their list leans on what the people who liked those items liked."""
+    wrote = np.array([len(h.text) > 0 for h in histories], dtype=bool)
+    needs = ~has & wrote & profiles.any(axis=1)
+    warm = np.flatnonzero(index.has_factors & index.has_embedding)
+    if not needs.any() or p.text_neighbours == 0 or len(warm) == 0:
+        return user_factors, has
+    k = min(p.text_neighbours, len(warm))
+    nearest = np.argpartition(-(profiles[needs] @ index.content[warm].T), k - 1, axis=1)[:, :k]
+    out, present = user_factors.copy(), has.copy()
+    out[needs] = index.factors[warm[nearest]].mean(axis=1)
+    present[needs] = True
+    return out, present
+
+
 def recent_queries(histories: list[History], index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
     """Mean unit ALS factor of each user's recent positive items (its dot with a unit item factor is
     the mean cosine to them), and whether the user has any."""

@@ -85,11 +85,12 @@ def validation_holdout(holdout: Holdout, cfg: Config) -> Holdout:
 
 def score_holdout(ctx: RunContext, holdout: Holdout, als_cfg: AlsConfig,
                   blends: dict[str, Blend], top_n: int, ranker: RankerModel | None = None,
-                  ease_weights: dict | None = None) -> DataFrame:
+                  ease_weights: dict | None = None, factors: tuple[DataFrame, DataFrame] | None = None) -> DataFrame:
     """strategy, user_id, rank, item_id for every evaluated user and blend, from ALS fitted on holdout.train.
     When the ranker's item-item neighbours are EASE's whole weight matrix, it is left in `ease_weights`
-    (item ids, B) for the EASE reference on the same training part."""
-    user_factors, item_factors = fit_factors(holdout.train, als_cfg, ctx.ds)
+    (item ids, B) for the EASE reference on the same training part. `factors`: (user, item) factors
+    already fitted on holdout.train with `als_cfg` (the caller keeps and releases them)."""
+    user_factors, item_factors = factors or fit_factors(holdout.train, als_cfg, ctx.ds)
     params = scoring_params(ctx.cfg.recommend, positive_min_weight(ctx.cfg), ctx.ds,
                                       blends=tuple(blends.items()))
     params = dataclasses.replace(ranker_params(params, ctx.cfg, ranker), top_n=top_n, mark_new_items=False,
@@ -104,8 +105,9 @@ def score_holdout(ctx: RunContext, holdout: Holdout, als_cfg: AlsConfig,
             .select(S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID).persist())
     recs.count()
     inputs.release()
-    user_factors.unpersist()
-    item_factors.unpersist()
+    if factors is None:
+        user_factors.unpersist()
+        item_factors.unpersist()
     return recs
 
 

@@ -24,7 +24,7 @@ from hybridrec.config import HASHING_MODEL, Config, positive_min_weight
 from hybridrec.embedding.encoder import resolve_model_path
 from hybridrec.embedding.finetune import train_lora
 from hybridrec.errors import ConfigError
-from hybridrec.io.encoders import local_folder, store_version, tuned_model_name, version_folder
+from hybridrec.io.encoders import local_folder, next_sequence, store_version, tuned_model_name, version_folder
 from hybridrec.quality import metrics as qm
 from hybridrec.quality.gate import CONTENT, HYBRID, baseline_blends, metric_value
 from hybridrec.steps.context import RunContext
@@ -32,6 +32,7 @@ from hybridrec.steps.embed_items import embed_catalogue
 from hybridrec.steps.evaluation import Holdout, make_holdout, score_holdout, validation_holdout
 from hybridrec.steps.runs import StepRecord
 from hybridrec.transforms import pairs as P
+from hybridrec.transforms.als import fit_factors
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,15 @@ def training_pairs(ctx: RunContext, train) -> pd.DataFrame:
     return P.top_pairs(P.with_pair_texts(found, ctx.read(S.ITEMS)), f.max_pairs, f.max_pairs_per_item).toPandas()
 
 
-def validation_metrics(ctx: RunContext, cfg: Config, valid: Holdout) -> dict[str, float]:
-    """Content and linear-blend NDCG@k and cold-item recall@cold_k on `valid`, with `cfg`'s encoder."""
+def validation_metrics(ctx: RunContext, cfg: Config, valid: Holdout, factors) -> dict[str, float]:
+    """Content and linear-blend NDCG@k and cold-item recall@cold_k on `valid`, with `cfg`'s encoder
+    (`factors`: ALS fitted on valid.train, shared by the encoders compared)."""
     e = cfg.evaluate
     k = e.ks[0]
     blends = baseline_blends(cfg)
     scoped = dataclasses.replace(ctx, cfg=cfg)
-    recs = score_holdout(scoped, valid, cfg.als, {CONTENT: blends[CONTENT], HYBRID: blends[HYBRID]}, max(k, e.cold_k))
+    recs = score_holdout(scoped, valid, cfg.als, {CONTENT: blends[CONTENT], HYBRID: blends[HYBRID]}, max(k, e.cold_k),
+                         factors=factors)
     table = qm.ranking_metrics(recs, valid.relevant, valid.users, [k], e.cold_k).toPandas()
     recs.unpersist()
     return {f"{name}_{metric}": metric_value(table, strategy, m, kk, segment)
@@ -92,7 +95,10 @@ def finetune_step(ctx: RunContext, record: StepRecord) -> None:
         "model": tuned_model_name(cfg.embedding.model, version), "model_path": local_folder(ctx.spark, target),
         "onnx_path": ""})})
     embedded = {name: embed_catalogue(ctx, c.embedding) for name, c in (("frozen", cfg), ("tuned", tuned_cfg))}
-    frozen, tuned = validation_metrics(ctx, cfg, valid), validation_metrics(ctx, tuned_cfg, valid)
+    factors = fit_factors(valid.train, cfg.als, ctx.ds)
+    frozen, tuned = validation_metrics(ctx, cfg, valid, factors), validation_metrics(ctx, tuned_cfg, valid, factors)
+    for df in factors:
+        df.unpersist()
     valid.release()
     passed, reason = verdict(frozen, tuned, cfg)
     log.info("finetune %s: %s", version, reason)
@@ -102,6 +108,7 @@ def finetune_step(ctx: RunContext, record: StepRecord) -> None:
                "validation_users": float(valid.n_users),
                **{f"frozen_{k}": v for k, v in frozen.items()}, **{f"tuned_{k}": v for k, v in tuned.items()}}
     ctx.append([{S.DS: ctx.ds, S.RUN_ID: ctx.run_id, S.MODEL: tuned_cfg.embedding.model, "base_model": cfg.embedding.model,
+                 "sequence": next_sequence(ctx.spark, ctx.root),
                  "path": target, "passed": passed, "reason": f"{reason}; trained on {report.device}",
                  "params": json.dumps(cfg.finetune.model_dump(), sort_keys=True), "metrics": metrics}],
                S.ENCODER_VERSIONS)
