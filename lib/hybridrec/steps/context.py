@@ -38,6 +38,7 @@ class RunContext:
     force: bool = False           # go on past a refusal: quarantine share, quality gate, guardrails (recorded in `runs`)
     records: list[StepRecord] = field(default_factory=list)
     step: StepRecord | None = None  # the step running now: its claim is checked before each write
+    cache: dict = field(default_factory=dict)  # per-run results several steps share (users' text vectors)
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.ds)
@@ -83,29 +84,33 @@ class ScoringInputs:
     histories: DataFrame          # one row per user with history (see with_histories), blocked_pos with rules
     positions: DataFrame          # item_id, item_pos: the index's positions
     rules: ItemRules | None = None
-    user_texts: DataFrame | None = None  # user_id, text_embedding (persisted) for users who wrote some
 
     def release(self) -> None:
         self.index_bc.unpersist()
-        if self.user_texts is not None:
-            self.user_texts.unpersist()
 
 
 def user_text_vectors(ctx: RunContext) -> DataFrame | None:
-    """user_id, text_embedding: the night's users' own words embedded by the night's encoder (persisted);
-    None when no user wrote any (or the users table predates the text column)."""
+    """user_id, text_embedding: the night's users' own words embedded by the night's encoder (persisted,
+    once per run and encoder); None when no user wrote any (or the users table predates the column)."""
+    key = ("user_texts", ctx.cfg.embedding.model)
+    if key not in ctx.cache:
+        ctx.cache[key] = _embedded_user_texts(ctx)
+    return ctx.cache[key]
+
+
+def _embedded_user_texts(ctx: RunContext) -> DataFrame | None:
     users = ctx.read(S.USERS, required=False)
     if users is None or S.TEXT not in users.columns:
         return None
     # with_embedding names the failing row by item_id: the user id goes in that column
     texts = users.where(F.col(S.TEXT).isNotNull()).select(F.col(S.USER_ID).alias(S.ITEM_ID), S.TEXT)
-    if texts.isEmpty():
-        return None
     e = ctx.cfg.embedding
     vectors = with_embedding(texts, model_path=resolve_model_path(e.model_path) if e.runtime != "hashing" else "",
                              batch_size=e.batch_size, max_length=e.max_length, runtime=e.runtime, onnx_path=e.onnx_path)
     out = vectors.select(F.col(S.ITEM_ID).alias(S.USER_ID), F.col(S.EMBEDDING).alias(S.TEXT_EMBEDDING)).persist()
-    out.count()
+    if out.count() == 0:  # one job: embeds the words, or finds there are none
+        out.unpersist()
+        return None
     return out
 
 
@@ -161,4 +166,4 @@ def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame
         histories = histories.join(with_user_blocks(user_blocks, positions), S.USER_ID, "left")
     elif item_side_rules is not None and not (item_side_rules.excluded.any() or item_side_rules.category_cap):
         item_side_rules = None  # nothing any rule could remove: the lists need no wider pool
-    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories, positions, item_side_rules, texts)
+    return ScoringInputs(index, ctx.spark.sparkContext.broadcast(index), histories, positions, item_side_rules)

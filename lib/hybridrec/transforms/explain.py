@@ -21,7 +21,7 @@ def explanation(signal: Column, strategy: Column, reason_title: Column, category
     return (F.when(strategy == S.NEW_ITEM, with_reason("new: similar to ", "new in the catalogue"))
             .when((strategy == S.POPULARITY_STRATEGY) | (signal == "popularity"), popular)
             .when(signal.isin("als", "cooc"), with_reason("liked by people who liked ", "liked by people with your tastes"))
-            .otherwise(with_reason("because you liked ", "matches your tastes")))
+            .otherwise(with_reason("because you liked ", "because it matches your tastes")))
 
 
 def with_explanations(scored_df: DataFrame, items_df: DataFrame, *, categories: list[str]) -> DataFrame:
