@@ -151,6 +151,8 @@ class RecommendConfig(_Section):
     diversity_candidates: int = Field(gt=0)
     text_prior_items: float = Field(ge=0)
     text_neighbours: int = Field(ge=0)
+    text_user_neighbours: int = Field(ge=0)
+    text_users_max: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> RecommendConfig:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -20,6 +21,7 @@ from conftest import TEST_SETTINGS, make_config
 from hybridrec import analytics
 from hybridrec import schema as S
 from hybridrec.io.delta import read_table
+from hybridrec.io.encoders import local_folder, store_version
 from hybridrec.io.maintenance import vacuum_table
 from hybridrec.io.storage import table_path
 from hybridrec.steps import STEPS, RunContext, run_steps
@@ -121,6 +123,29 @@ def test_the_log_store_refuses_a_second_writer_of_one_commit(spark, s3_server):
         second.write(path, jvm.java.util.List.of("second").iterator(), False, conf)
     body = s3_server.client().get_object(Bucket=bucket, Key="t/_delta_log/00000000000000000007.json")["Body"].read()
     assert body == b"first\n"
+
+
+def test_an_encoder_version_is_stored_on_object_storage_and_downloaded_once(spark, s3_server, tmp_path, monkeypatch):
+    """A fine-tuned version's folder goes up with the lakehouse (s3a) and comes down once per machine
+    into the cache, byte for byte, nested adapter folder included."""
+    monkeypatch.setenv("HYBRIDREC_CACHE", str(tmp_path / "cache"))
+    files = {"model.safetensors": bytes(range(256)) * 40, "config.json": b'{"hidden_size": 384}',
+             "adapter/adapter_model.safetensors": b"low-rank"}
+    version = tmp_path / "ft-20261122-abc"
+    for name, data in files.items():
+        (version / name).parent.mkdir(parents=True, exist_ok=True)
+        (version / name).write_bytes(data)
+    bucket = s3_server.new_bucket()
+    target = f"s3a://{bucket}/lake/_models/encoder/ft-20261122-abc"
+    store_version(spark, version, target)
+    assert s3_server.keys(bucket, "lake/_models/") == sorted(f"lake/_models/encoder/ft-20261122-abc/{n}" for n in files)
+    local = Path(local_folder(spark, target))
+    assert local == tmp_path / "cache" / "encoders" / "ft-20261122-abc"
+    assert {str(f.relative_to(local)): f.read_bytes() for f in local.rglob("*") if f.is_file()} == files
+    client = s3_server.client()  # gone from the store: the cached copy still serves, nothing is fetched again
+    for key in s3_server.keys(bucket, "lake/_models/"):
+        client.delete_object(Bucket=bucket, Key=key)
+    assert local_folder(spark, target) == str(local)
 
 
 def _ingest_process(s3_server, root: str, ds: date, inputs: list[str], tmp_path, cold_drivers) -> subprocess.Popen:

@@ -68,6 +68,23 @@ def test_the_gate_trains_and_measures_the_ranker_and_recommend_publishes_with_it
     assert "" not in kinds and len(kinds) >= 3
 
 
+def test_users_with_words_and_no_history_get_the_blend_not_the_ranker(spark, ranked_night):
+    """The ranker never saw a user without history; such users who wrote something are scored by the
+    linear blend, which fills its new-item places (the ranker's lists rarely hold a new item)."""
+    ctx = ranked_night
+    users, seen = (read_table(spark, ctx.root, spec, ds=NIGHT_1) for spec in (S.USERS, S.INTERACTIONS))
+    words_only = {r[0] for r in users.where(F.col(S.TEXT).isNotNull()).join(seen, S.USER_ID, "left_anti")
+                  .select(S.USER_ID).collect()}
+    assert _step_rows(spark, ctx)["recommend"]["row_counts"]["words_only_users"] == len(words_only) >= 1
+    recs = read_table(spark, ctx.root, S.RECOMMENDATIONS, ds=NIGHT_1).groupBy(S.USER_ID).agg(
+        F.collect_set(S.STRATEGY).alias("strategies"), F.sum((F.col(S.STRATEGY) == "new_item").cast("int")).alias("new"))
+    rows = {r[S.USER_ID]: r for r in recs.collect()}
+    for user in words_only:
+        assert set(rows[user]["strategies"]) == {"hybrid", "new_item"} and rows[user]["new"] == 3, rows[user]
+    with_history = [r["new"] for u, r in rows.items() if u not in words_only and "popularity" not in r["strategies"]]
+    assert sum(with_history) < len(with_history)  # the ranker's lists: far fewer new items
+
+
 def test_with_too_little_data_the_linear_blend_runs_and_says_why(spark, ranked_night):
     cfg = make_config(ranked_night.root, *SYNTHETIC, "ranker.min_train_users=100000")  # gate off: recommend trains
     ctx = RunContext(spark=spark, cfg=cfg, ds=NIGHT_2)

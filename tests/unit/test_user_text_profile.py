@@ -67,3 +67,27 @@ def test_a_newcomer_with_words_gets_als_factors_from_the_items_nearest_the_words
     rows = score_rows([np.zeros(0, np.float32)], [_with_words(hist([]))], INDEX, params(("als", ALS_ONLY), **{
         "text_prior_items": 3.0, "text_neighbours": 2}))
     assert IDS[rows.items[0]] == "b0"  # the ALS signal alone now ranks topic B first
+
+
+def test_a_newcomer_with_words_gets_the_factors_of_the_users_who_wrote_alike():
+    """Three users with history wrote about topic B, two about topic A; their factors differ from any
+    item's. A newcomer writing about B gets the mean of the two B writers nearest their words."""
+    from hybridrec.scoring.profiles import user_factor_matrix, words_as_factors
+
+    writers_text = np.array([[0.0, 1.0], [0.1, 0.99], [0.3, 0.95], [1.0, 0.0], [0.99, 0.1]], dtype=np.float32)
+    writers_text /= np.linalg.norm(writers_text, axis=1, keepdims=True)
+    writer_factors = np.array([[0.2, 2.0], [0.4, 1.6], [9.0, 9.0], [3.0, 0.1], [2.0, 0.3]], dtype=np.float32)
+    index = dataclasses.replace(INDEX, writer_text=writers_text, writer_factors=writer_factors)
+    histories = [_with_words(hist([])), hist([0]), hist([])]  # a B writer; a user with factors; a silent newcomer
+    p = params(text_prior_items=3.0, text_neighbours=2, text_user_neighbours=2)
+    profiles, _ = profiles_of(histories, index, p)
+    own = np.array([0.5, 0.5], dtype=np.float32)
+    factors, has = words_as_factors(*user_factor_matrix([None, own, None], 2), profiles, histories, index, p)
+    np.testing.assert_allclose(factors[0], writer_factors[[0, 1]].mean(axis=0), rtol=1e-6)  # the two nearest B writers
+    np.testing.assert_array_equal(factors[1], own)  # a user with factors keeps their own
+    assert has.tolist() == [True, True, False] and not factors[2].any()
+    # With the setting off, or fewer writers than it asks for, the items nearest the words are used.
+    for k in (0, 6):
+        items_only = words_as_factors(*user_factor_matrix([None, own, None], 2), profiles, histories, index,
+                                      dataclasses.replace(p, text_user_neighbours=k))[0]
+        np.testing.assert_allclose(items_only[0], INDEX.factors[[3, 4]].mean(axis=0))

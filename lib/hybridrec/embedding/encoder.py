@@ -87,7 +87,8 @@ class OnnxModel:
     tokenizer: Path
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where built ONNX graphs, tokenizers and downloaded encoder versions are kept (HYBRIDREC_CACHE)."""
     return Path(os.environ.get("HYBRIDREC_CACHE", Path(tempfile.gettempdir()) / "hybridrec-cache"))
 
 
@@ -100,7 +101,7 @@ def onnx_model(model_path: str, onnx_path: str = "") -> OnnxModel:
                           f"{sorted(p.name for p in Path(model_path).iterdir())}")
     stamp = f"{Path(model_path).resolve()}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{ONNX_BUILD}"
     key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    folder = _cache_dir()
+    folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = folder / f"tokenizer-{key}.json"
     if not tokenizer.is_file():

@@ -17,9 +17,9 @@ from pyspark.sql import functions as F
 
 from hybridrec import schema as S
 from hybridrec.config import HASHING_MODEL, Config
-from hybridrec.embedding.encoder import _cache_dir
+from hybridrec.embedding.encoder import cache_dir
 from hybridrec.io.delta import is_table, read_table
-from hybridrec.io.storage import _fs, child, is_remote, table_path, upload_folder
+from hybridrec.io.storage import child, download_folder, is_remote, table_path, upload_folder
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +46,12 @@ def local_folder(spark: SparkSession, path: str) -> str:
     """A local copy of a version folder (object storage: downloaded once per machine into the cache)."""
     if not is_remote(path):
         return path
-    target = _cache_dir() / "encoders" / path.rstrip("/").rsplit("/", 1)[-1]
+    target = cache_dir() / "encoders" / path.rstrip("/").rsplit("/", 1)[-1]
     if (target / "model.safetensors").is_file():
         return str(target)
-    fs, root = _fs(spark, path)
-    io_utils = spark.sparkContext._jvm.org.apache.commons.io.IOUtils
     private = target.with_name(target.name + ".partial")
-    files = fs.listFiles(root, True)
-    while files.hasNext():
-        status = files.next()
-        relative = status.getPath().toUri().getPath()[len(root.toUri().getPath()):].lstrip("/")
-        stream = fs.open(status.getPath())
-        try:
-            data = bytes(io_utils.toByteArray(stream))
-        finally:
-            stream.close()
-        (private / relative).parent.mkdir(parents=True, exist_ok=True)
-        (private / relative).write_bytes(data)
+    shutil.rmtree(private, ignore_errors=True)  # a download that died half-way
+    download_folder(spark, path, private)
     private.rename(target)
     return str(target)
 

@@ -78,6 +78,24 @@ def list_names(spark: SparkSession, folder: str) -> list[str]:
     return sorted(status.getPath().getName() for status in fs.listStatus(jpath))
 
 
+def download_folder(spark: SparkSession, remote: str, local: Path) -> None:
+    """Copy every file under `remote` (object storage) into `local`, keeping relative paths; the
+    counterpart of upload_folder."""
+    fs, root = _fs(spark, remote)
+    io_utils = spark.sparkContext._jvm.org.apache.commons.io.IOUtils
+    files = fs.listFiles(root, True)
+    while files.hasNext():
+        status = files.next()
+        relative = status.getPath().toUri().getPath()[len(root.toUri().getPath()):].lstrip("/")
+        stream = fs.open(status.getPath())
+        try:
+            data = bytes(io_utils.toByteArray(stream))
+        finally:
+            stream.close()
+        (local / relative).parent.mkdir(parents=True, exist_ok=True)
+        (local / relative).write_bytes(data)
+
+
 def read_text(spark: SparkSession, path: str) -> str:
     if not is_remote(path):
         return Path(path).read_text(encoding="utf-8")

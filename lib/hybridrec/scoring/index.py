@@ -28,6 +28,9 @@ class ItemIndex:
     first_event_s: np.ndarray = None  # (n,) float64 epoch s of the item's first interaction, NaN = none
     neighbours: sparse.csr_matrix | np.ndarray = None  # (n, n) item-item weights, row i = item i's neighbours
     content_mean: np.ndarray = None   # (dim,) the embeddings' mean `content` is centred on (users' text too)
+    # Users with words and ALS factors, whom newcomers with words are matched against (see profiles).
+    writer_text: np.ndarray = None    # (m, dim) float32 their words' embeddings, L2-normalised
+    writer_factors: np.ndarray = None  # (m, rank) float32 their ALS factors
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class ScoringParams:
     explain: bool = True          # fill reason_item_id (evaluation does not need it)
     text_prior_items: float = 0.0  # a user's own words weigh as this many history items in the content profile
     text_neighbours: int = 0       # newcomers with words: ALS factors from this many items nearest the words
+    text_user_neighbours: int = 0  # ... or from this many users with factors whose words are nearest
 
     def pool(self, blend: Blend) -> int:
         """How many best-scored items a blend's list is chosen from: top_n, more when rules may
@@ -82,6 +83,6 @@ def scoring_params(cfg: RecommendConfig, positive_min_weight: float, ds: date,
         retrieval=cfg.retrieval, ivf_list_size=cfg.ivf_list_size, ivf_probes=cfg.ivf_probes,
         rerank_dims=cfg.rerank_dims, rerank_candidates=cfg.rerank_candidates,
         diversity_candidates=cfg.diversity_candidates, text_prior_items=cfg.text_prior_items,
-        text_neighbours=cfg.text_neighbours,
+        text_neighbours=cfg.text_neighbours, text_user_neighbours=cfg.text_user_neighbours,
         as_of_epoch_s=S.day_end(ds).timestamp(),
     )

@@ -66,11 +66,21 @@ def profiles_of(histories: list[History], index: ItemIndex, p: ScoringParams) ->
 
 def words_as_factors(user_factors: np.ndarray, has: np.ndarray, profiles: np.ndarray, histories: list[History],
                      index: ItemIndex, p: ScoringParams) -> tuple[np.ndarray, np.ndarray]:
-    """Users with words of their own but no ALS factors (newcomers) get the mean ALS factors of the
-    p.text_neighbours warm items closest to their content profile: a collaborative signal from their
-    words, so their list leans on what the people who liked those items liked."""
+    """Users with words of their own but no ALS factors (newcomers) get a collaborative signal from
+    their words: the mean ALS factors of the p.text_user_neighbours users with history whose own words
+    are closest (people who describe themselves alike like alike), or, while fewer users than that
+    wrote (the nearest of a handful may be about something else), of the p.text_neighbours warm items
+    closest to their content profile."""
     wrote = np.array([len(h.text) > 0 for h in histories], dtype=bool)
     needs = ~has & wrote & profiles.any(axis=1)
+    writers = 0 if index.writer_factors is None else len(index.writer_factors)
+    if needs.any() and 0 < p.text_user_neighbours <= writers:
+        k = p.text_user_neighbours
+        words = np.stack([histories[i].text for i in np.flatnonzero(needs)]).astype(np.float32)
+        nearest = np.argpartition(-(words @ index.writer_text.T), k - 1, axis=1)[:, :k]
+        out, present = user_factors.copy(), has.copy()
+        out[needs], present[needs] = index.writer_factors[nearest].mean(axis=1), True
+        return out, present
     warm = np.flatnonzero(index.has_factors & index.has_embedding)
     if not needs.any() or p.text_neighbours == 0 or len(warm) == 0:
         return user_factors, has

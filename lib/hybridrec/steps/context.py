@@ -114,6 +114,19 @@ def _embedded_user_texts(ctx: RunContext) -> DataFrame | None:
     return out
 
 
+def _with_writers(index: ItemIndex, texts: DataFrame, user_factors: DataFrame, limit: int) -> ItemIndex:
+    """The index with the users who have both words and ALS factors (at most `limit`, a stable hash
+    sample): newcomers who write are matched against them (scoring/profiles.words_as_factors)."""
+    writers = (texts.join(user_factors.where(F.col(S.FEATURES).isNotNull()).select(S.USER_ID, S.FEATURES), S.USER_ID)
+               .orderBy(F.xxhash64(S.USER_ID), S.USER_ID).limit(limit).toPandas())
+    if writers.empty:
+        return index
+    text = np.stack(writers[S.TEXT_EMBEDDING].to_numpy()).astype(np.float32)
+    text /= np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+    return dataclasses.replace(index, writer_text=text,
+                               writer_factors=np.stack(writers[S.FEATURES].to_numpy()).astype(np.float32))
+
+
 def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame, item_factors: DataFrame,
                    user_factors: DataFrame, params: ScoringParams, neighbours: bool = False,
                    rules: RulesConfig | None = None, user_blocks: DataFrame | None = None,
@@ -158,6 +171,8 @@ def scoring_inputs(ctx: RunContext, *, interactions: DataFrame, items: DataFrame
         if text_only_users:
             newcomers = texts.join(histories.select(S.USER_ID), S.USER_ID, "left_anti")
             histories = histories.unionByName(newcomers, allowMissingColumns=True)  # null history = empty
+    if texts is not None and params.text_user_neighbours > 0:
+        index = _with_writers(index, texts, user_factors, ctx.cfg.recommend.text_users_max)
     item_side_rules = None
     if rules is not None:
         item_side_rules = item_rules(index.item_ids, items_pdf, blocked_items=rules.blocked_items,
