@@ -4,7 +4,8 @@ On an ingested and embedded night whose users table carries text (the synthetic 
 each user's latent tastes): a seeded sample of users who have both words and history have their whole
 history hidden. ALS (and the ranker, when enabled) are fitted without them; they are then scored as
 text-only newcomers, and their hidden positive items are the relevant ones. Strategies: popularity
-(what a newcomer got before), content and the linear blend from the words, and the ranker. NDCG@k,
+(what a newcomer got before), content and the linear blend from the words, and the ranker; on the
+synthetic set also the ceiling (the generator's own law with each user's true tastes). NDCG@k,
 recall@k; a table and JSON.
 """
 
@@ -17,12 +18,14 @@ import logging
 import time
 from datetime import date
 
+import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hybridrec import schema as S
 from hybridrec.cli import configure_logging
-from hybridrec.config import load_config, positive_min_weight
+from hybridrec.config import dataset_kind, load_config, positive_min_weight
 from hybridrec.io.encoders import with_night_encoder
 from hybridrec.quality import metrics as qm
 from hybridrec.quality import splits
@@ -30,6 +33,7 @@ from hybridrec.quality.gate import CONTENT, HYBRID, POPULARITY, baseline_blends
 from hybridrec.scoring.arrow import with_hybrid_recommendations
 from hybridrec.scoring.params import scoring_params
 from hybridrec.session import build_spark_session
+from hybridrec.sources.synthetic import latent_model
 from hybridrec.steps import RunContext
 from hybridrec.steps.context import scoring_inputs
 from hybridrec.steps.evaluation import make_holdout
@@ -37,6 +41,18 @@ from hybridrec.steps.ranking import ranker_params, train_ranker
 from hybridrec.transforms.als import fit_factors
 
 log = logging.getLogger("benchmarks.user_text")
+CEILING = "ceiling: true tastes"
+
+
+def ceiling_lists(ctx: RunContext, users: DataFrame, n: int) -> DataFrame:
+    """On the synthetic set: each user's n most probable next items under the generator's own law (their
+    true latent tastes, which no recommender sees). No ranking can expect more; it bounds every target."""
+    ids = sorted(r[S.USER_ID] for r in users.select(S.USER_ID).collect())
+    top = latent_model(ctx.cfg.synthetic).most_probable_items(ids, n)
+    rows = pd.DataFrame({S.STRATEGY: CEILING, S.USER_ID: np.repeat(ids, n), S.RANK: np.tile(np.arange(1, n + 1), len(ids)),
+                         S.ITEM_ID: top.ravel().tolist()})
+    return ctx.spark.createDataFrame(rows).selectExpr(
+        S.STRATEGY, S.USER_ID, f"CAST({S.RANK} AS INT) AS {S.RANK}", S.ITEM_ID)
 
 
 def text_only_table(ctx: RunContext, n_users: int, seed: int) -> pd.DataFrame:
@@ -66,7 +82,10 @@ def text_only_table(ctx: RunContext, n_users: int, seed: int) -> pd.DataFrame:
                             user_factors=user_factors, params=params, neighbours=bool(ranker and ranker.model),
                             text_only_users=True)
     recs = with_hybrid_recommendations(inputs.histories.join(hidden, S.USER_ID), inputs.index_bc, params)
-    table = qm.ranking_metrics(recs.select(S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID), relevant, users, [k], k).toPandas()
+    lists = recs.select(S.STRATEGY, S.USER_ID, S.RANK, S.ITEM_ID)
+    if dataset_kind(cfg) == "synthetic":
+        lists = lists.unionByName(ceiling_lists(ctx, users, params.top_n))
+    table = qm.ranking_metrics(lists, relevant, users, [k], k).toPandas()
     inputs.release()
     shown = table[(table["segment"] == qm.SEGMENT_ALL) & table["metric"].isin(["ndcg", "recall"])]
     out = shown.assign(name=shown["metric"] + "@" + shown["k"].astype(str)).pivot_table(

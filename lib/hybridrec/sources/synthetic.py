@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -122,16 +123,58 @@ def _item_table(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[pa.Tabl
     return pa.Table.from_pylist(rows), category, popularity
 
 
-def _interactions(
-    cfg: SyntheticConfig, rng: np.random.Generator, category: np.ndarray, popularity: np.ndarray,
-    out: Path, chunk_rows: int = 1_000_000,
-) -> np.ndarray:
-    """Writes the interactions; returns the users' latent tastes (users x categories)."""
-    n_cat = len(CATEGORIES)
+def _user_ids(numbers: np.ndarray) -> np.ndarray:
+    return np.char.add("u", np.char.zfill(numbers.astype(str), 7))
+
+
+def _item_ids(numbers: np.ndarray) -> np.ndarray:
+    return np.char.add("i", np.char.zfill(numbers.astype(str), 6))
+
+
+@dataclass(frozen=True)
+class LatentModel:
+    """What the generator draws interactions from: per item its category index, popularity and whether
+    it may be drawn at all (warm); per user (row = user number) the tastes over categories."""
+
+    category: np.ndarray
+    popularity: np.ndarray
+    warm: np.ndarray
+    taste: np.ndarray
+
+    def next_item_probability(self, users: np.ndarray) -> np.ndarray:
+        """P(a user's next interaction is item i), users x items: the generator's own law, so ranking by
+        it is the best any recommender could do for these users (the Bayes ceiling). A category without
+        warm items (tiny catalogues only) gets no mass here; the generator then draws any warm item."""
+        share = np.where(self.warm, self.popularity, 0.0)
+        totals = np.bincount(self.category, weights=share, minlength=self.taste.shape[1])
+        within = np.divide(share, totals[self.category], out=np.zeros_like(share), where=totals[self.category] > 0)
+        return self.taste[users][:, self.category] * within
+
+    def most_probable_items(self, user_ids: list[str], n: int) -> np.ndarray:
+        """(users, n) item ids, each user's n most probable next items first (ids as the files write them)."""
+        users = np.array([int(u[1:]) for u in user_ids], dtype=np.int64)
+        return _item_ids(np.argsort(-self.next_item_probability(users), axis=1, kind="stable")[:, :n])
+
+
+def _latent(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[pa.Table, LatentModel]:
+    items, category, popularity = _item_table(cfg, rng)
     warm = rng.random(cfg.n_items) >= cfg.cold_item_fraction
+    taste = rng.dirichlet(np.full(len(CATEGORIES), 0.3), cfg.n_users)
+    return items, LatentModel(category, popularity, warm, taste)
+
+
+def latent_model(cfg: SyntheticConfig) -> LatentModel:
+    """The latent model behind a parameter set's files, rebuilt from the seed (nothing is read or written)."""
+    return _latent(cfg, np.random.default_rng(cfg.seed))[1]
+
+
+def _interactions(
+    cfg: SyntheticConfig, rng: np.random.Generator, model: LatentModel, out: Path, chunk_rows: int = 1_000_000,
+) -> None:
+    n_cat = len(CATEGORIES)
+    category, popularity, warm, taste = model.category, model.popularity, model.warm, model.taste
     by_category = [np.flatnonzero((category == c) & warm) for c in range(n_cat)]
     cum_pop = [np.cumsum(popularity[ids]) / popularity[ids].sum() if len(ids) else None for ids in by_category]
-    taste = rng.dirichlet(np.full(n_cat, 0.3), cfg.n_users)
     activity = rng.lognormal(0.0, 1.0, cfg.n_users)
     counts = np.maximum(1, np.round(activity / activity.sum() * cfg.n_interactions)).astype(np.int64)
     end = datetime.combine(date.fromisoformat(cfg.end_date), datetime.min.time(), tzinfo=UTC)
@@ -159,12 +202,11 @@ def _interactions(
                     items[rows] = by_category[c][pick]
             ts = end_s - rng.integers(0, span_s, len(u))
             writer.write_table(pa.table({
-                USER_ID: pa.array(np.char.add("u", np.char.zfill(u.astype(str), 7))),
-                ITEM_ID: pa.array(np.char.add("i", np.char.zfill(items.astype(str), 6))),
+                USER_ID: pa.array(_user_ids(u)),
+                ITEM_ID: pa.array(_item_ids(items)),
                 "event_type": pa.array(event_types[rng.choice(3, len(u), p=[0.7, 0.2, 0.1])]),
                 "event_ts": pa.array(ts * 1_000_000, type=pa.timestamp("us", tz="UTC")),
             }, schema=schema))
-    return taste
 
 
 def user_profile(taste: np.ndarray, rng: np.random.Generator) -> str:
@@ -187,7 +229,7 @@ def _users_table(cfg: SyntheticConfig, taste: np.ndarray) -> pa.Table:
     n_cat = taste.shape[1]
     tastes = np.vstack([taste, rng.dirichlet(np.full(n_cat, 0.3), cfg.n_users_without_history)])
     writes = rng.random(len(tastes)) < cfg.user_text_share
-    roster = [f"u{i:07d}" for i in range(len(tastes))]
+    roster = _user_ids(np.arange(len(tastes))).tolist()
     texts = [user_profile(t, rng) if w else None for t, w in zip(tastes, writes, strict=True)]
     return pa.table({USER_ID: roster, "description": pa.array(texts, type=pa.string())})
 
@@ -200,10 +242,10 @@ def generate_synthetic(cfg: SyntheticConfig, lakehouse_root: str) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
-    items, category, popularity = _item_table(cfg, rng)
+    items, model = _latent(cfg, rng)
     pq.write_table(items, folder / "items.parquet")
-    taste = _interactions(cfg, rng, category, popularity, folder / "interactions.parquet")
-    pq.write_table(_users_table(cfg, taste), folder / "users.parquet")
+    _interactions(cfg, rng, model, folder / "interactions.parquet")
+    pq.write_table(_users_table(cfg, model.taste), folder / "users.parquet")
     done.write_text(json.dumps(cfg.model_dump(), sort_keys=True))
     return folder
 

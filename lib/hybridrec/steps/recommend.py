@@ -68,7 +68,7 @@ def arm_params(arm: Config, ctx: RunContext, ranker: RankerOutcome, rules) -> Sc
     return dataclasses.replace(ranker_params(params, arm, ranker.model if blend.ranked else None), rules=rules)
 
 
-def _scored(histories: DataFrame, inputs, params: ScoringParams, record: StepRecord) -> DataFrame:
+def _scored(histories: DataFrame, inputs, params: ScoringParams) -> DataFrame:
     """The hybrid's lists. The ranker learned from users with history only, so users with words but no
     history (null hist_pos) are scored by the linear blend: on the synthetic set their NDCG@10 was 0.3600
     with the blend against 0.3013 with the ranker (docs/benchmarks.md, 2026-12-04, ninth session)."""
@@ -77,10 +77,13 @@ def _scored(histories: DataFrame, inputs, params: ScoringParams, record: StepRec
     blend = dataclasses.replace(params, blends=tuple((name, dataclasses.replace(b, ranked=False))
                                                      for name, b in params.blends))
     with_history = F.col(S.HIST_POS).isNotNull()
-    words_only = histories.where(~with_history).count()
-    record.row_counts["words_only_users"] = record.row_counts.get("words_only_users", 0) + words_only
     return (with_hybrid_recommendations(histories.where(with_history), inputs.index_bc, params)
             .unionByName(with_hybrid_recommendations(histories.where(~with_history), inputs.index_bc, blend)))
+
+
+def _words_only_per_arm(histories: DataFrame) -> dict[str, int]:
+    return {r[S.VARIANT]: r["count"] for r in
+            histories.where(F.col(S.HIST_POS).isNull()).groupBy(S.VARIANT).count().collect()}
 
 
 def recommend_step(ctx: RunContext, record: StepRecord) -> None:
@@ -117,11 +120,15 @@ def _publish(ctx: RunContext, record: StepRecord, mlflow_run: str | None) -> Ran
         S.VARIANT, F.lit(CONTROL))
     # Users neither with history nor with words of their own (scored above from their text) get popularity.
     without_history = users.join(inputs.histories.select(S.USER_ID), S.USER_ID, "left_anti")
-    parts, versions = [], {}
+    parts, versions, words_only = [], {}, None
     for name, arm in arms.items():  # every arm scored from the same broadcast index, one commit for all
         params = arm_params(arm, ctx, ranker, inputs.rules)
         mine = histories.where(F.col(S.VARIANT) == name).drop(S.VARIANT)
-        hybrid = _scored(mine, inputs, params, record)
+        if params.blends[0][1].ranked:  # words-only users the blend scores instead: one count for all arms
+            words_only = words_only if words_only is not None else _words_only_per_arm(histories)
+            record.row_counts["words_only_users"] = record.row_counts.get("words_only_users", 0) \
+                + words_only.get(name, 0)
+        hybrid = _scored(mine, inputs, params)
         pool = popularity_top_n(inputs.index, params.top_n + cfg.rules.extra_candidates)
         top_popular = ctx.spark.createDataFrame(ruled_popularity(pool, inputs.index.item_ids, params.top_n, inputs.rules),
                                                 "rank int, item_id string, score double, removed_by string")
