@@ -55,7 +55,8 @@ def test_a_version_is_trained_from_pairs_and_stored_with_its_numbers(spark, tune
     m = row["metrics"]
     assert 50 <= m["pairs"] <= 160 and record.row_counts["pairs"] == m["pairs"]
     assert m["last_loss"] < m["first_loss"]  # the contrastive loss fell
-    for name in ("content_ndcg@10", "content_cold_recall@10", "blend_ndcg@10", "blend_cold_recall@10"):
+    assert m["frozen_hybrid_ranked"] == m["tuned_hybrid_ranked"] == 0  # ranker.enabled=false: the blend publishes
+    for name in ("content_ndcg@10", "content_cold_recall@10", "blend_ndcg@10", "hybrid_ndcg@10", "hybrid_cold_recall@10"):
         assert 0 <= m[f"frozen_{name}"] <= 1 and 0 <= m[f"tuned_{name}"] <= 1
     folder = Path(row["path"])
     assert folder == Path(root).resolve() / "_models" / "encoder" / version

@@ -15,6 +15,9 @@ from hybridrec import schema as S
 from hybridrec.io.delta import read_table
 from hybridrec.scoring.candidates import FEATURES
 from hybridrec.steps import RunContext, run_steps
+from hybridrec.steps.evaluation import make_holdout, validation_holdout
+from hybridrec.steps.finetune import validation_metrics
+from hybridrec.transforms.als import fit_factors
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 21), date(2026, 11, 22)
 SYNTHETIC = ['dataset.kind="synthetic"', "synthetic.n_users=300", "synthetic.n_items=120",
@@ -66,6 +69,23 @@ def test_the_gate_trains_and_measures_the_ranker_and_recommend_publishes_with_it
     kinds = {r[0] for r in recs.select(F.regexp_extract(S.EXPLANATION, r"^(because|liked by|popular|new)", 1))
              .distinct().collect()}
     assert "" not in kinds and len(kinds) >= 3
+
+
+def test_an_encoder_version_is_judged_by_the_ranker_a_night_would_publish(spark, ranked_night):
+    """finetune's verdict compares the hybrid that publishes: with the ranker enabled, a ranker trained
+    on the judged encoder's features (on a validation split of the validation part), not the blend."""
+    ctx = ranked_night
+    outer = make_holdout(ctx.read(S.INTERACTIONS), ctx.cfg)
+    valid = validation_holdout(outer, ctx.cfg)
+    outer.release()
+    factors = fit_factors(valid.train, ctx.cfg.als, ctx.ds)
+    m = validation_metrics(ctx, ctx.cfg, valid, factors)
+    valid.release()
+    assert m["hybrid_ranked"] == 1.0
+    # The ranker's lists, with the blend reported beside them (the same lists would differ in the last bits only).
+    assert abs(m["hybrid_ndcg@10"] - m["blend_ndcg@10"]) > 1e-6
+    assert all(0 <= m[f"{s}_{metric}"] <= 1 for s in ("content", "blend", "hybrid")
+               for metric in ("ndcg@10", "cold_recall@10"))
 
 
 def test_users_with_words_and_no_history_get_the_blend_not_the_ranker(spark, ranked_night):

@@ -24,9 +24,9 @@ def test_every_pair_is_used_once_and_no_batch_repeats_an_item():
 
 def test_a_version_is_used_only_when_cold_recall_rises_and_ndcg_holds(tmp_path):
     cfg = make_config(tmp_path, "finetune.min_cold_gain_pct=10.0", "finetune.max_ndcg_drop_pct=1.0")
-    frozen = {"content_cold_recall@50": 0.10, "blend_ndcg@10": 0.20}
-    ok, reason = verdict(frozen, {"content_cold_recall@50": 0.12, "blend_ndcg@10": 0.199}, cfg)
+    frozen = {"content_cold_recall@50": 0.10, "hybrid_ndcg@10": 0.20}
+    ok, reason = verdict(frozen, {"content_cold_recall@50": 0.12, "hybrid_ndcg@10": 0.199}, cfg)
     assert ok and reason.startswith("passed: ") and "+20.0%" in reason
-    assert not verdict(frozen, {"content_cold_recall@50": 0.105, "blend_ndcg@10": 0.25}, cfg)[0]  # +5% < 10%
-    assert not verdict(frozen, {"content_cold_recall@50": 0.20, "blend_ndcg@10": 0.19}, cfg)[0]   # NDCG -5%
-    assert verdict(frozen, {"content_cold_recall@50": 0.20, "blend_ndcg@10": 0.19}, cfg)[1].startswith("not used: ")
+    assert not verdict(frozen, {"content_cold_recall@50": 0.105, "hybrid_ndcg@10": 0.25}, cfg)[0]  # +5% < 10%
+    assert not verdict(frozen, {"content_cold_recall@50": 0.20, "hybrid_ndcg@10": 0.19}, cfg)[0]   # NDCG -5%
+    assert verdict(frozen, {"content_cold_recall@50": 0.20, "hybrid_ndcg@10": 0.19}, cfg)[1].startswith("not used: ")
